@@ -1,0 +1,182 @@
+# Start-up orchestration. boot(): config + NIC, never raises, so the REPL is
+# always reachable. main(): build the relay and run it; returns the relay so
+# that after Ctrl-C `relay` is left at the REPL with its counters.
+import json
+import os
+import time
+
+import config
+import machine
+from version import VERSION
+
+CONFIG = "config.json"
+LAST_GOOD = "config.last.json"  # the last config that started cleanly
+SAFE_FLAG = "safe_boot"  # this file present: start without the relay
+_BACKOFF_MAX_S = 30
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _reset_cause():
+    return "watchdog" if machine.reset_cause() == machine.WDT_RESET else "power-on"
+
+
+class Board:
+    """What boot() found: the config in force, the NIC, and why not if not."""
+
+    def __init__(self):
+        self.cfg = None
+        self.source = None
+        self.nic = None
+        self.safe = False
+        self.problem = None
+
+
+def load_config(log=print):
+    """config.json, or the last good one when config.json is bad."""
+    cfg, errors = config.load(CONFIG)
+    if not errors:
+        return cfg, CONFIG
+    log("%s: %d error(s), the relay will not use it:" % (CONFIG, len(errors)))
+    for e in errors:
+        log("  " + e)
+    if _exists(LAST_GOOD):
+        last, last_errors = config.load(LAST_GOOD)
+        if not last_errors:
+            log("running the last good config (%s) instead" % LAST_GOOD)
+            return last, LAST_GOOD
+    return None, None
+
+
+def save_last_good(cfg, log=print):
+    text = json.dumps(cfg)
+    try:
+        with open(LAST_GOOD) as f:
+            if f.read() == text:
+                return
+    except OSError:
+        pass
+    try:
+        with open(LAST_GOOD, "w") as f:
+            f.write(text)
+    except OSError as e:
+        log("could not save %s: %s" % (LAST_GOOD, e))
+
+
+def bring_up_nic(board, log=print, attempts=1, wdt=None):
+    """Construct/activate the NIC, retrying with back-off; reports each new
+    error once. attempts=0 retries until it works (Ctrl-C stops it)."""
+    import nic as nicmod
+
+    if board.nic is None:
+        board.nic = nicmod.Nic(board.cfg["nic"], board.cfg["network"])
+    delay = 1
+    last = None
+    n = 0
+    while True:
+        n += 1
+        try:
+            board.nic.bring_up()
+            if last is not None:
+                log("NIC: up after %d attempt(s)" % n)
+            return True
+        except (OSError, ValueError, TypeError) as e:
+            msg = "NIC: bring-up failed: %r" % (e,)
+            if msg != last:
+                log(msg + " (retrying with back-off)")
+                last = msg
+        if attempts and n >= attempts:
+            return False
+        _sleep_feeding(delay, wdt)
+        delay = min(delay * 2, _BACKOFF_MAX_S)
+
+
+def _sleep_feeding(seconds, wdt):
+    end = time.ticks_add(time.ticks_ms(), seconds * 1000)
+    while time.ticks_diff(end, time.ticks_ms()) > 0:
+        if wdt is not None:
+            wdt.feed()
+        time.sleep_ms(100)
+
+
+def boot(log=print):
+    board = Board()
+    try:
+        log("mcast-relay %s booting (reset cause: %s)" % (VERSION, _reset_cause()))
+        if _exists(SAFE_FLAG):
+            board.safe = True
+            log("safe boot: '%s' exists, the relay stays off (delete it and reset)" % SAFE_FLAG)
+            return board
+        board.cfg, board.source = load_config(log)
+        if board.cfg is None:
+            board.problem = "no valid config"
+            log("relay not started: fix %s and reset; the REPL is yours" % CONFIG)
+            return board
+        if bring_up_nic(board, log, attempts=1):
+            wait = board.cfg["relay"]["link_wait_s"]
+            if not board.nic.wait_connected(wait):
+                log("NIC: no link/address after %d s; the relay starts and waits for it" % wait)
+    except Exception as e:  # boot must never leave the board unreachable
+        board.problem = repr(e)
+        log("boot failed: %r" % (e,))
+    return board
+
+
+def main(board, log=print):
+    """Run the relay; returns it (also after Ctrl-C) or None if it cannot start."""
+    if board is None or board.safe or board.cfg is None:
+        return None
+    import relay as relaymod
+
+    try:
+        log("relay starting: Ctrl-C within 1 s skips it")
+        time.sleep_ms(1000)
+    except KeyboardInterrupt:
+        log("relay skipped (Ctrl-C); app.main(board) starts it")
+        return None
+    cfg = board.cfg
+    wdt = None
+    if cfg["relay"]["watchdog_ms"]:
+        wdt = machine.WDT(timeout=cfg["relay"]["watchdog_ms"])
+    try:
+        if board.nic is None or not board.nic.active():
+            bring_up_nic(board, log, attempts=0, wdt=wdt)
+        responder = None
+        if cfg["discovery"]["enabled"]:
+            try:
+                import discovery
+
+                responder = discovery.Responder
+            except ImportError:
+                responder = None
+        r = relaymod.Relay(cfg, board.nic, log=log, wdt=wdt, responder_factory=responder)
+        delay = 1
+        while True:
+            try:
+                r.open()
+                break
+            except OSError as e:
+                log("relay: cannot open sockets: %r (retrying)" % (e,))
+                _sleep_feeding(delay, wdt)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+        log(board.nic.status_line(VERSION, _ttl_note(r)))
+        if board.source == CONFIG:
+            save_last_good(cfg, log)
+    except KeyboardInterrupt:
+        log("relay not started (Ctrl-C)")
+        return None
+    return r.run()
+
+
+def _ttl_note(r):
+    if r.ttl_applied is not None:
+        return "ttl %d" % r.ttl_applied
+    if r.ttl is not None:
+        return "ttl 255 (fixed by this port's lwIP; relay.ttl=%d not applied)" % r.ttl
+    return "ttl: port default (255 on the board)"

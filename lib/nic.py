@@ -1,0 +1,101 @@
+# The WIZnet NIC: SPI + network.WIZNET5K from config.json's "nic" section,
+# static IP or DHCP from "network", a bounded wait for link, a status line.
+import sys
+import time
+
+import machine
+import network
+
+
+def _mac_text(mac):
+    return ":".join("%02x" % b for b in mac)
+
+
+def _prefix(mask):
+    n = 0
+    for part in mask.split("."):
+        v = int(part)
+        while v:
+            n += v & 1
+            v >>= 1
+    return n
+
+
+class Nic:
+    def __init__(self, nic_cfg, net_cfg):
+        self.nic_cfg = nic_cfg
+        self.net_cfg = net_cfg
+        self.wiz = None
+
+    def bring_up(self):
+        """Construct and activate the NIC and apply the address. Raises
+        OSError/ValueError/TypeError from the driver; the caller retries."""
+        c = self.nic_cfg
+        Pin = machine.Pin
+        if self.wiz is None:
+            spi = machine.SPI(c["spi"], baudrate=c["baudrate"], sck=Pin(c["sck"]),
+                              mosi=Pin(c["mosi"]), miso=Pin(c["miso"]))
+            if c["intn"] is None:
+                self.wiz = network.WIZNET5K(spi, Pin(c["cs"]), Pin(c["rst"]))
+            else:
+                self.wiz = network.WIZNET5K(spi, Pin(c["cs"]), Pin(c["rst"]), Pin(c["intn"]))
+        self.wiz.active(True)
+        self.apply_address()
+
+    def apply_address(self):
+        n = self.net_cfg
+        if n["dhcp"]:
+            self.wiz.ifconfig("dhcp")
+        else:
+            self.wiz.ifconfig((n["ip"], n["netmask"], n["gateway"], n["dns"]))
+
+    def reactivate(self):
+        """active(False) dropped the address and every group: start again."""
+        try:
+            self.wiz.active(False)
+        except OSError:
+            pass
+        self.wiz.active(True)
+        self.apply_address()
+
+    def wait_connected(self, timeout_s):
+        deadline = time.ticks_add(time.ticks_ms(), timeout_s * 1000)
+        while not self.wiz.isconnected():
+            if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
+                return False
+            time.sleep_ms(100)
+        return True
+
+    def link(self):
+        """The PHY link (cable): status() is 0 without it."""
+        return self.wiz.status() != 0
+
+    def active(self):
+        return self.wiz.active()
+
+    def connected(self):
+        return self.wiz.isconnected()
+
+    def ip(self):
+        return self.wiz.ifconfig()[0]
+
+    def mac(self):
+        return _mac_text(self.wiz.config("mac"))
+
+    def status_line(self, version, ttl_note):
+        c = self.nic_cfg
+        ip, mask, gw, _ = self.wiz.ifconfig()
+        if c["intn"] is None:
+            irq = "no INTN: polled every 64 ms"
+        else:
+            irq = "INTN GP%d" % c["intn"]
+        mode = "dhcp" if self.net_cfg["dhcp"] else "static"
+        link = "up" if self.link() else "DOWN"
+        return "mcast-relay %s | MicroPython %s | WIZNET5K SPI%d %.1f MHz %s | MAC %s | IP %s/%d gw %s (%s) | link %s | %s" % (
+            version, _mpy_version(), c["spi"], c["baudrate"] / 1e6, irq, self.mac(), ip,
+            _prefix(mask), gw, mode, link, ttl_note)
+
+
+def _mpy_version():
+    v = sys.implementation.version
+    return "%d.%d.%d" % (v[0], v[1], v[2])

@@ -1,0 +1,377 @@
+# The forward loop: every route's receive socket in one select.poll, one
+# transmit socket, counters instead of logs. The per-datagram path touches only
+# preallocated state; everything periodic (token refill, counter folding, link
+# watch, stats line, watchdog) runs on a ticks_ms deadline.
+import gc
+import select
+import time
+
+import mcast
+from micropython import const
+
+# Counter slots of a route's `hot` list (folded into `total` every tick so the
+# numbers stay small ints on the board: no allocation per add).
+_RX = const(0)  # datagrams received
+_TX = const(1)  # datagrams forwarded
+_BYTES = const(2)  # bytes forwarded
+_BIG = const(3)  # dropped: larger than relay.max_datagram (never forwarded cut)
+_EMPTY = const(4)  # dropped: zero-length
+_OWN = const(5)  # dropped: sent by this board (loop guard)
+_RATE = const(6)  # dropped: over the route's rate cap
+_SRC = const(7)  # dropped: source not in the route's allow-list
+_SENDERR = const(8)  # send failed (counted, loop goes on)
+_RECVERR = const(9)  # receive failed
+_NCOUNT = const(10)
+_TOKENS = const(10)  # not a counter: the rate cap's bucket
+COUNTERS = ("rx", "tx", "bytes", "big", "empty", "own", "rate", "source", "send_err",
+            "recv_err")
+
+_TICK_MS = const(100)
+_POLLIN = const(1)
+
+
+def _parse_allow(entries):
+    out = []
+    for e in entries:
+        if "/" in e:
+            ip, plen = e.split("/")
+            plen = int(plen)
+        else:
+            ip, plen = e, 32
+        mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+        out.append((mcast.parse_ipv4(ip) & mask, mask))
+    return out
+
+
+class Route:
+    def __init__(self, rc):
+        self.name = rc["name"]
+        self.src = rc["from"]
+        self.dst = rc["to"]
+        self.group, self.port = mcast.parse_endpoint(rc["from"])
+        to_group, to_port = mcast.parse_endpoint(rc["to"])
+        self.dst_addr = mcast.sockaddr(to_group, to_port)
+        self.rate = rc["rate_pps"]
+        self.burst = rc["burst"]
+        self.allow = _parse_allow(rc["allow"]) if rc["allow"] else None
+        self._seen = {}  # source -> allowed, so the allow-list is parsed once per source
+        self.hot = [0] * (_NCOUNT + 1)
+        self.hot[_TOKENS] = self.burst if self.rate else 1 << 29
+        self.total = [0] * _NCOUNT
+        self._credit = 0  # token refill remainder (rate * ms not yet a whole token)
+        self.sock = None
+
+    def allowed(self, addr):
+        """Source allow-list check, cached per source (rarely more than a few)."""
+        key = addr[0] if isinstance(addr, tuple) else bytes(addr[4:8])
+        ok = self._seen.get(key)
+        if ok is None:
+            n = mcast.parse_ipv4(mcast.addr_ip(addr))
+            ok = False
+            for net, mask in self.allow:
+                if n & mask == net:
+                    ok = True
+                    break
+            if len(self._seen) >= 64:
+                self._seen = {}
+            self._seen[key] = ok
+        return ok
+
+    def fold(self):
+        h, t = self.hot, self.total
+        for i in range(_NCOUNT):
+            if h[i]:
+                t[i] += h[i]
+                h[i] = 0
+
+    def refill(self, ms):
+        if not self.rate:
+            return
+        self._credit += self.rate * ms
+        add = self._credit // 1000
+        if add:
+            self._credit -= add * 1000
+            t = self.hot[_TOKENS] + add
+            self.hot[_TOKENS] = t if t < self.burst else self.burst
+
+    def counters(self):
+        self.fold()
+        return dict(zip(COUNTERS, self.total))
+
+    def dropped(self):
+        t = self.total
+        return t[_BIG] + t[_EMPTY] + t[_OWN] + t[_RATE] + t[_SRC] + t[_SENDERR] + t[_RECVERR]
+
+
+class Relay:
+    def __init__(self, cfg, nic=None, log=print, wdt=None, responder_factory=None):
+        self.cfg = cfg
+        rc = cfg["relay"]
+        self.nic = nic
+        self.log = log
+        self.wdt = wdt
+        self.routes = [Route(r) for r in cfg["routes"]]
+        self.max_datagram = rc["max_datagram"]
+        self.stats_ms = rc["stats_interval_s"] * 1000
+        self.link_ms = rc["link_check_ms"]
+        self.ttl = rc["ttl"]
+        self.ttl_applied = None
+        self.tx = None
+        self.responder = None
+        self._responder_factory = responder_factory
+        self.link_up = True
+        self.link_flaps = 0
+        self.rejoins = 0
+        self.reactivations = 0
+        self.loop_errors = 0
+        self.started = time.ticks_ms()
+        self._uptime_base = 0
+        self._running = False
+        self._poll = None
+        self._by_sock = {}
+        self.iface = mcast.ANY
+        self.own_ip = mcast.ANY
+
+    # -- set-up and tear-down -------------------------------------------------
+    def open(self):
+        """Create the sockets and join every group. Raises OSError on failure
+        (after closing what it opened)."""
+        if self.tx is not None:
+            return
+        ip = self.nic.ip() if self.nic is not None else mcast.ANY
+        self.own_ip = ip
+        self.iface = ip
+        disc = self.cfg.get("discovery") or {}
+        try:
+            port = 0
+            if disc.get("enabled"):
+                port = mcast.parse_endpoint(disc["group"])[1]
+            self.tx, self.ttl_applied = mcast.open_tx(mcast.ANY, port, self.ttl)
+            for r in self.routes:
+                r.sock = mcast.open_rx(r.group, r.port, ip)
+            if disc.get("enabled") and self._responder_factory is not None:
+                self.responder = self._responder_factory(self, self.tx)
+        except Exception:
+            self.close()
+            raise
+        p = select.poll()
+        by_sock = {}
+        for r in self.routes:
+            p.register(r.sock, _POLLIN)
+            by_sock[r.sock] = (r.hot, r.dst_addr, r)
+        if self.responder is not None:
+            p.register(self.tx, _POLLIN)
+        self._poll = p
+        self._by_sock = by_sock
+
+    def close(self):
+        """Leave every group (lwIP keeps memberships after close) and close."""
+        for r in self.routes:
+            if r.sock is not None:
+                try:
+                    mcast.leave(r.sock, r.group, self.iface)
+                except OSError:
+                    pass
+                r.sock.close()
+                r.sock = None
+        if self.responder is not None:
+            self.responder.close()
+            self.responder = None
+        if self.tx is not None:
+            self.tx.close()
+            self.tx = None
+        self._poll = None
+        self._by_sock = {}
+
+    def rejoin(self, fresh=False):
+        """Tell the LAN about our groups again: a snooping switch forgets a
+        port's groups when its link drops. Leave+join sends a new report."""
+        for r in self.routes:
+            if r.sock is None:
+                continue
+            if not fresh:
+                try:
+                    mcast.leave(r.sock, r.group, self.iface)
+                except OSError:
+                    pass
+            try:
+                mcast.join(r.sock, r.group, self.iface)
+            except OSError:
+                self.loop_errors += 1
+        if self.responder is not None:
+            self.responder.rejoin(fresh)
+        self.rejoins += 1
+
+    # -- the loop -------------------------------------------------------------
+    def run(self, duration_ms=0):
+        """Forward until Ctrl-C (or for duration_ms). Leaves groups on stop."""
+        self.open()
+        self._running = True
+        if self.stats_ms:
+            self.log(self.summary_header())
+        deadline = time.ticks_add(time.ticks_ms(), duration_ms) if duration_ms else None
+        try:
+            while self._running:
+                try:
+                    self._pump(deadline)
+                except OSError:
+                    self.loop_errors += 1
+                except MemoryError:
+                    self.loop_errors += 1
+                    gc.collect()
+        except KeyboardInterrupt:
+            self.log("relay: stopped (Ctrl-C). relay.stats() has the counters; relay.run() resumes.")
+        finally:
+            self._running = False
+            self.close()
+        return self
+
+    def stop(self):
+        self._running = False
+
+    def _pump(self, deadline):
+        ipoll = self._poll.ipoll
+        by_sock = self._by_sock
+        maxd = self.max_datagram
+        bufn = maxd + 1  # one more than allowed: a longer datagram shows as too big
+        sendto = self.tx.sendto
+        own_ip = self.own_ip
+        own_raw = mcast.ip_bytes(own_ip)
+        ticks_ms = time.ticks_ms
+        ticks_diff = time.ticks_diff
+        next_tick = time.ticks_add(ticks_ms(), _TICK_MS)
+        while self._running:
+            for ev in ipoll(_TICK_MS):
+                s = ev[0]
+                t = by_sock.get(s)
+                if t is None:
+                    self.responder.handle()
+                    continue
+                c, dst, r = t
+                try:
+                    data, addr = s.recvfrom(bufn)
+                except OSError:
+                    c[_RECVERR] += 1
+                    continue
+                c[_RX] += 1
+                n = len(data)
+                if n > maxd:
+                    c[_BIG] += 1
+                    continue
+                if n == 0:
+                    c[_EMPTY] += 1
+                    continue
+                if type(addr) is tuple:
+                    if addr[0] == own_ip:
+                        c[_OWN] += 1
+                        continue
+                elif addr.find(own_raw, 4, 8) == 4:
+                    c[_OWN] += 1
+                    continue
+                if r.allow is not None and not r.allowed(addr):
+                    c[_SRC] += 1
+                    continue
+                if c[_TOKENS] <= 0:
+                    c[_RATE] += 1
+                    continue
+                c[_TOKENS] -= 1
+                try:
+                    sendto(data, dst)
+                except OSError:
+                    c[_SENDERR] += 1
+                    continue
+                c[_TX] += 1
+                c[_BYTES] += n
+            now = ticks_ms()
+            if ticks_diff(now, next_tick) >= 0:
+                self._housekeeping(now, _TICK_MS + ticks_diff(now, next_tick))
+                next_tick = time.ticks_add(now, _TICK_MS)
+                if deadline is not None and ticks_diff(now, deadline) >= 0:
+                    self._running = False
+
+    # -- periodic work ----------------------------------------------------------
+    def _housekeeping(self, now, elapsed):
+        for r in self.routes:
+            r.fold()
+            r.refill(elapsed)
+        if self.wdt is not None:
+            self.wdt.feed()
+        if self.responder is not None:
+            self.responder.tick(now)
+        if self.nic is not None and time.ticks_diff(now, self._next_link) >= 0:
+            self._next_link = time.ticks_add(now, self.link_ms)
+            self._check_link()
+        if self.stats_ms and time.ticks_diff(now, self._next_stats) >= 0:
+            self._next_stats = time.ticks_add(now, self.stats_ms)
+            self.log(self.stats_line())
+
+    _next_link = 0
+    _next_stats = 0
+
+    def _check_link(self):
+        nic = self.nic
+        up = nic.link()
+        if up == self.link_up:
+            if up and not nic.connected():
+                # PHY up but the interface lost its address or was
+                # de-activated: restore the address and every membership.
+                self._reactivate()
+            return
+        self.link_up = up
+        if not up:
+            self.log("relay: link DOWN")
+            return
+        self.link_flaps += 1
+        if not nic.connected():
+            self._reactivate()
+        else:
+            self.rejoin()
+        self.log("relay: link up again (flap %d): groups announced" % self.link_flaps)
+
+    def _reactivate(self):
+        try:
+            self.nic.reactivate()
+        except OSError as e:
+            self.log("relay: NIC re-activation failed: %s" % e)
+            return
+        self.reactivations += 1
+        self.rejoin(fresh=True)
+
+    # -- what people read -------------------------------------------------------
+    def uptime_s(self):
+        return time.ticks_diff(time.ticks_ms(), self.started) // 1000
+
+    def stats(self):
+        """Counters as a dict: what the stats line and discovery replies show."""
+        return {
+            "uptime_s": self.uptime_s(),
+            "link": "up" if self.link_up else "down",
+            "link_flaps": self.link_flaps,
+            "rejoins": self.rejoins,
+            "reactivations": self.reactivations,
+            "loop_errors": self.loop_errors,
+            "routes": [self._route_stats(r) for r in self.routes],
+        }
+
+    @staticmethod
+    def _route_stats(r):
+        d = r.counters()
+        d["name"] = r.name
+        d["from"] = r.src
+        d["to"] = r.dst
+        return d
+
+    def summary_header(self):
+        return "relay: %d route(s): %s" % (
+            len(self.routes), ", ".join("%s %s -> %s" % (r.name, r.src, r.dst) for r in self.routes))
+
+    def stats_line(self):
+        parts = ["stats up %ds link %s flaps %d" % (
+            self.uptime_s(), "up" if self.link_up else "DOWN", self.link_flaps)]
+        for r in self.routes:
+            t = r.total
+            parts.append("%s rx %d tx %d bytes %d drop %d (big %d empty %d own %d rate %d src %d err %d)" % (
+                r.name, t[_RX], t[_TX], t[_BYTES], r.dropped(), t[_BIG], t[_EMPTY], t[_OWN],
+                t[_RATE], t[_SRC], t[_SENDERR] + t[_RECVERR]))
+        parts.append("mem free %d" % gc.mem_free())
+        return " | ".join(parts)
