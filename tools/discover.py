@@ -1,0 +1,218 @@
+"""Find the relays on the LAN: `python -m tools discover`.
+
+Sends the discovery query (`MCRELAY?` + a nonce) to the discovery group and
+collects the unicast replies until the timeout (each board answers once per
+query; replies are matched by the nonce, duplicates by board id). The reply
+format is in docs/discovery.md; `tools/status.py` asks one board by unicast.
+"""
+
+import argparse
+import json
+import secrets
+import socket
+import sys
+import time
+
+MAGIC = b"MCRELAY?"
+DEFAULT_GROUP = "239.255.10.1:50010"
+DEFAULT_PORT = 50010
+REPLY_MAX = 1200  # what a board sends at most (lib/discovery.py)
+DROPS = ("big", "empty", "own", "rate", "source", "send_err", "recv_err")
+
+
+def parse_endpoint(text, default_port=DEFAULT_PORT):
+    """'G:P' or 'G' -> (G, P); raises ValueError."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, str(default_port)
+    socket.inet_aton(host)
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("port must be 1-65535: %r" % text)
+    return host, int(port)
+
+
+def new_nonce():
+    return secrets.token_hex(4)
+
+
+def parse_reply(data, nonce=None):
+    """A reply datagram -> dict, or None if it is not a relay's reply (or
+    answers another query)."""
+    try:
+        obj = json.loads(data.decode())
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(obj, dict) or "mcrelay" not in obj or "id" not in obj:
+        return None
+    if nonce is not None and obj.get("nonce", "") != nonce:
+        return None
+    return obj
+
+
+def open_socket(iface=None, ttl=1):
+    """A UDP socket for queries: bound to iface (an address of this host) or
+    any; multicast leaves through iface when given."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+    if iface:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(iface))
+    s.bind((iface or "", 0))
+    return s
+
+
+def collect(sock, nonce, timeout, resend=None, only_from=None, first=False):
+    """Receive replies for `nonce` until `timeout` seconds pass. resend: a
+    list of (at_seconds, callable) to send the query again. Returns a dict
+    board id -> reply (with "reply_from" and "rtt_ms" added), the last reply
+    of each board kept. only_from: accept replies from that IP only; first:
+    stop at the first accepted reply."""
+    start = time.monotonic()
+    end = start + timeout
+    pending = sorted(resend or [], key=lambda t: t[0])
+    found = {}
+    while True:
+        now = time.monotonic()
+        while pending and now - start >= pending[0][0]:
+            pending.pop(0)[1]()
+        left = end - now
+        if left <= 0:
+            return found
+        wait = left
+        if pending:
+            wait = min(wait, max(0.0, start + pending[0][0] - now))
+        sock.settimeout(max(wait, 0.001))
+        try:
+            data, addr = sock.recvfrom(65535)
+        except (TimeoutError, socket.timeout):
+            continue
+        except ConnectionRefusedError:
+            continue
+        if only_from is not None and addr[0] != only_from:
+            continue
+        obj = parse_reply(data, nonce)
+        if obj is None:
+            continue
+        obj["reply_from"] = "%s:%d" % addr
+        obj["rtt_ms"] = round((time.monotonic() - start) * 1000, 1)
+        obj["reply_bytes"] = len(data)
+        found[obj["id"]] = obj
+        if first:
+            return found
+
+
+def discover(group=DEFAULT_GROUP, timeout=2.0, iface=None, repeat=2, ttl=1):
+    """Send the query to the group (`repeat` times, spread over the first
+    half of the timeout, against loss) and return the replies, sorted by IP."""
+    g, port = parse_endpoint(group)
+    nonce = new_nonce()
+    query = MAGIC + nonce.encode()
+    with open_socket(iface, ttl) as s:
+        def send():
+            s.sendto(query, (g, port))
+
+        send()
+        n = max(1, repeat)
+        resend = [(timeout / 2 * i / n, send) for i in range(1, n)]
+        found = collect(s, nonce, timeout, resend)
+    return sorted(found.values(), key=lambda r: _ip_key(r.get("ip", "")))
+
+
+def _ip_key(ip):
+    try:
+        return socket.inet_aton(ip)
+    except OSError:
+        return b"\xff" * 4
+
+
+def drops(route):
+    if "drop" in route:
+        return route["drop"]
+    return sum(route.get(k, 0) for k in DROPS)
+
+
+def format_uptime(s):
+    s = int(s)
+    if s < 60:
+        return "%ds" % s
+    if s < 3600:
+        return "%dm%02ds" % (s // 60, s % 60)
+    if s < 86400:
+        return "%dh%02dm" % (s // 3600, s % 3600 // 60)
+    return "%dd%02dh" % (s // 86400, s % 86400 // 3600)
+
+
+HEADER = ("ID", "IP", "VERSION", "UPTIME", "FLAPS", "ROUTE", "RX", "TX", "DROPS")
+
+
+def table_rows(replies):
+    rows = []
+    for r in replies:
+        board = [str(r.get("id", "?")), str(r.get("ip", "?")), str(r.get("version", "?")),
+                 format_uptime(r.get("uptime_s", 0)), str(r.get("link_flaps", 0))]
+        routes = r.get("routes") or []
+        if not routes:
+            rows.append(board + ["-", "", "", ""])
+        for i, rt in enumerate(routes):
+            cells = board if i == 0 else [""] * len(board)
+            rows.append(cells + ["%s -> %s" % (rt.get("from", "?"), rt.get("to", "?")),
+                                 str(rt.get("rx", 0)), str(rt.get("tx", 0)), str(drops(rt))])
+        if r.get("more"):
+            rows.append([""] * 5 + ["(+%d more routes)" % r["more"], "", "", ""])
+    return rows
+
+
+def format_table(replies):
+    rows = [list(HEADER)] + table_rows(replies)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    right = {6, 7, 8}
+    out = []
+    for row in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+def add_parser(sub):
+    p = sub.add_parser("discover", help="find the relays on the LAN (multicast query)",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("--group", default=DEFAULT_GROUP,
+                   help="discovery GROUP:PORT (config discovery.group; default %(default)s)")
+    p.add_argument("--timeout", type=float, default=2.0,
+                   help="seconds to collect replies (default %(default)s)")
+    p.add_argument("--iface", metavar="IP",
+                   help="this host's address on the relays' LAN (the query leaves there)")
+    p.add_argument("--repeat", type=int, default=2,
+                   help="send the query this many times, against loss (default %(default)s)")
+    p.add_argument("--ttl", type=int, default=1, help="multicast TTL of the query (default 1)")
+    p.add_argument("--json", action="store_true", help="print the replies as JSON")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args):
+    try:
+        parse_endpoint(args.group)
+    except (OSError, ValueError):
+        print("discover: --group must be GROUP:PORT, got %r" % args.group, file=sys.stderr)
+        return 2
+    replies = discover(args.group, args.timeout, args.iface, args.repeat, args.ttl)
+    if args.json:
+        print(json.dumps(replies, indent=2, sort_keys=True))
+    else:
+        if replies:
+            print(format_table(replies))
+        print("%d relay(s) answered on %s within %.1f s" % (len(replies), args.group, args.timeout))
+    return 0 if replies else 1
+
+
+def main(argv=None, adder=add_parser):
+    parser = argparse.ArgumentParser(prog="python -m tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    adder(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
