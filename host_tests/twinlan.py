@@ -54,12 +54,14 @@ def send_payloads(host, group, port, payloads, tmp_path, interval=0.002, loop=Fa
     return int(res.stdout.split()[-1])
 
 
-def start_board(lan_host, config=None, personality="lwip", ip=BOARD_IP, **relay):
+def start_board(lan_host, config=None, personality="lwip", ip=BOARD_IP, repl=False, uid=None,
+                **relay):
     base = config if config is not None else load_default_config()
     relay.setdefault("watchdog_ms", 0)
     relay.setdefault("stats_interval_s", 1)
     cfg = twin_config(base, ip, **relay)
-    b = Board(lan_host, cfg, personality=personality)
+    kw = {"uid": uid} if uid else {}
+    b = Board(lan_host, cfg, personality=personality, repl=repl, **kw)
     b.start()
     return b
 

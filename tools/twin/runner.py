@@ -60,7 +60,8 @@ class Board:
     in the current namespace, for tests that send nothing)."""
 
     def __init__(self, host=None, config=None, personality="lwip", workdir=None,
-                 uid="e661410403000001", src_root=mpy.ROOT, extra_env=None, echo=None):
+                 uid="e661410403000001", src_root=mpy.ROOT, extra_env=None, echo=None,
+                 repl=False):
         self.host = host
         self.personality = personality
         self._tmp = None
@@ -76,6 +77,7 @@ class Board:
         self.uid = uid
         self.extra_env = dict(extra_env or {})
         self.echo = echo
+        self.repl = repl  # keep the REPL after main.py (as the board does), fed by send()
         self.proc = None
         self.lines = []
         self.boots = 0
@@ -104,7 +106,7 @@ class Board:
         return e
 
     def _argv(self):
-        argv = [mpy.micropython_binary(), str(BOARD_PY)]
+        argv = [mpy.micropython_binary(), *(["-i"] if self.repl else []), str(BOARD_PY)]
         if self.host is not None:
             argv = self.host.cmd(argv)
         return argv
@@ -121,7 +123,8 @@ class Board:
         if reset_marker.exists():
             reset_marker.unlink()
         self.proc = subprocess.Popen(
-            self._argv(), cwd=self.dir, env=self.env(cause), stdin=subprocess.DEVNULL,
+            self._argv(), cwd=self.dir, env=self.env(cause),
+            stdin=subprocess.PIPE if self.repl else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
             start_new_session=True,
         )
@@ -153,12 +156,22 @@ class Board:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
 
+    def send(self, text):
+        """Type at the REPL (repl=True boards)."""
+        self.proc.stdin.write(text)
+        self.proc.stdin.flush()
+
     def stop(self, timeout=10):
         """Ctrl-C, then wait; kill if it does not end. Returns the exit code."""
         self._stopping = True
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            if self.repl and self.proc.stdin:
+                try:
+                    self.proc.stdin.close()  # EOF at the REPL ends the interpreter
+                except OSError:
+                    pass
             self.interrupt()
             try:
                 self.proc.wait(timeout)
