@@ -549,3 +549,26 @@ def test_discovery_switched_off_answers_nothing(lan):
     finally:
         b.close()
     assert "Traceback" not in b.output()
+
+
+def test_unix_port_personality_answers_too(lan):
+    # the unix port's recvfrom gives raw sockaddr bytes: the reply must still reach the asker
+    from tools.twin.runner import Board
+
+    h = lan.add_host("b1", B1_IP)
+    pc = lan.add_host("pc", PC_IP)
+    b = Board(h, board_config(B1_IP, B1_ROUTES), personality="unix", uid=B1_UID)
+    b.start()
+    try:
+        b.wait_for("| IP ", timeout=30)
+        lan.query()
+        pc.send("224.0.10.1", 50000, count=10, interval=0.005, payload=b"u" * 10)
+        wait_counter(b, "alpha rx 10 tx 10")
+        code, out, err = cli(pc, "discover", "--iface", PC_IP, "--timeout", "1", "--json")
+        assert code == 0, err
+        (r,) = json.loads(out)
+        assert (r["id"], r["ip"], r["reply_from"]) == (B1_UID, B1_IP, B1_IP + ":50010")
+        assert (r["routes"][0]["rx"], r["routes"][0]["bytes"]) == (10, 100)
+    finally:
+        b.close()
+    assert "Traceback" not in b.output()
