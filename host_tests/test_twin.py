@@ -291,3 +291,35 @@ def test_source_address_when_sending_from_the_group_bound_socket(pair, tmp_path,
     rx.close()
     assert out.strip() == "sent" and got, err
     assert rx.datagrams[0][1] == BOARD
+
+
+QUEUE = """
+    import socket, network, time
+    nic = network.WIZNET5K(); nic.active(True)
+    nic.ifconfig(("198.18.0.10", "255.254.0.0", "0.0.0.0", "0.0.0.0"))
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("224.0.10.1", 50000))
+    s.setsockopt(0, socket.IP_ADD_MEMBERSHIP, bytes([224,0,10,1,0,0,0,0]))
+    print("ready")
+    time.sleep(2)  # not reading: the queue fills
+    s.settimeout(0)
+    n = 0
+    try:
+        while True:
+            s.recvfrom(2000)
+            n += 1
+    except OSError:
+        pass
+    print(n)
+"""
+
+
+@pytest.mark.parametrize("size", [64, 1000, 1472])
+def test_receive_queue_holds_a_few_datagrams(pair, tmp_path, size):
+    """lwIP keeps 4 datagrams per socket; the personality keeps a few."""
+    lan, board, pc = pair
+    p = _start_script(board, QUEUE, tmp_path)
+    pc.send(GROUP, 50000, count=30, payload=b"q" * size, ttl=2)
+    out, err = p.communicate(timeout=30)
+    n = int(out.strip())
+    assert (3 <= n <= 5) if size > 900 else (4 <= n <= 16), (out, err)

@@ -57,8 +57,9 @@ _L_DROP = 36
 _UDP_PCBS = 5  # MEMP_NUM_UDP_PCB: 4 + mDNS
 _IGMP_GROUPS = 8  # MEMP_NUM_IGMP_GROUP; the stack holds 224.0.0.1 and mDNS
 _STACK_GROUPS = 2
-# About four small datagrams fit this receive buffer on Linux (lwIP keeps 4).
-_RCVBUF = 1400
+# Linux sizes this queue in bytes, lwIP in datagrams (4): this holds 4 full-size
+# datagrams and about a dozen small ones.
+_RCVBUF = 4600
 
 
 def _ip4(s):
