@@ -341,16 +341,23 @@ def start_board(host, routes, uid, **discovery):
 
 
 def cli(host, *args, timeout=60):
-    """`python -m tools <args>` in a host namespace: (exit code, stdout, stderr)."""
-    mod = "tools" if _cli_has(args[0]) else "tools." + args[0]
+    """`python -m tools <args>` in a host namespace: (exit code, stdout, stderr). While the
+    shared CLI cannot load yet (commands still being written), the command's own module."""
+    mod = "tools" if _main_cli_works() else "tools." + args[0]
     res = host.run([sys.executable, "-m", mod, *args], capture_output=True, text=True,
                    cwd=mpy.ROOT, timeout=timeout)
     return res.returncode, res.stdout, res.stderr
 
 
-def _cli_has(command):
-    main = mpy.ROOT / "tools" / "__main__.py"
-    return main.exists() and ("tools." + command) in main.read_text().replace(" import ", ".")
+_MAIN_CLI = []
+
+
+def _main_cli_works():
+    if not _MAIN_CLI:
+        res = subprocess.run([sys.executable, "-m", "tools", "discover", "--help"],
+                             capture_output=True, text=True, cwd=mpy.ROOT, timeout=60)
+        _MAIN_CLI.append(res.returncode == 0 and "--iface" in res.stdout)
+    return _MAIN_CLI[0]
 
 
 def wait_counter(board, text, timeout=15):
