@@ -124,8 +124,10 @@ class Relay:
         self.rejoins = 0
         self.reactivations = 0
         self.loop_errors = 0
-        self.started = time.ticks_ms()
-        self._uptime_base = 0
+        # ticks_ms wraps (2**30 ms on the board): uptime is accumulated in
+        # steps shorter than half the period, at least every housekeeping tick.
+        self._up_ms = 0
+        self._up_mark = time.ticks_ms()
         self._running = False
         self._poll = None
         self._by_sock = {}
@@ -291,6 +293,7 @@ class Relay:
 
     # -- periodic work ----------------------------------------------------------
     def _housekeeping(self, now, elapsed):
+        self.uptime_s()
         for r in self.routes:
             r.fold()
             r.refill(elapsed)
@@ -339,7 +342,10 @@ class Relay:
 
     # -- what people read -------------------------------------------------------
     def uptime_s(self):
-        return time.ticks_diff(time.ticks_ms(), self.started) // 1000
+        now = time.ticks_ms()
+        self._up_ms += time.ticks_diff(now, self._up_mark)
+        self._up_mark = now
+        return self._up_ms // 1000
 
     def stats(self):
         """Counters as a dict: what the stats line and discovery replies show."""
