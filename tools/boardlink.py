@@ -1,0 +1,282 @@
+"""Talking to a board over its USB serial port.
+
+- mpremote (the ecosystem's tool, run as `python -m mpremote`) for file
+  transfer and raw-REPL exec. Always with `resume`: no soft reset is asked for
+  (a soft reset from the raw REPL skips main.py, and it is ours to decide).
+  Connecting interrupts the running relay with Ctrl-C, as mpremote does.
+- pyserial for what mpremote does not do: a soft reboot from the friendly
+  REPL (Ctrl-D at `>>> `: boot.py and main.py run, as after power-on) and
+  following the boot log until the firmware's status line.
+"""
+
+import re
+import subprocess
+import sys
+import time
+
+MPREMOTE = [sys.executable, "-m", "mpremote"]
+# USB vendor ids of boards that run MicroPython: Raspberry Pi (RP2040 boards,
+# W5100S-EVB-Pico included) and the MicroPython project's own.
+BOARD_VIDS = (0x2E8A, 0xF055)
+
+STATUS_RE = re.compile(
+    r"mcast-relay (?P<version>\S+) \| MicroPython (?P<micropython>\S+) \| (?P<nic>.*?) \| "
+    r"MAC (?P<mac>\S+) \| IP (?P<ip>[\d.]+)/(?P<prefix>\d+) gw (?P<gw>\S+) \((?P<mode>\w+)\) \| "
+    r"link (?P<link>\w+)(?: \| (?P<ttl>.*))?")
+ROUTES_RE = re.compile(r"relay: (\d+) route\(s\): (.*)")
+ROUTE_ITEM_RE = re.compile(r"(\S+) (\S+:\d+) -> (\S+:\d+)")
+# Lines that end a boot: the relay will not run.
+FATAL = (
+    "relay not started",
+    "boot failed",
+    "safe boot:",
+    "relay skipped",
+    "error(s), the relay will not use it",
+)
+# Worth showing, but the firmware keeps trying.
+WARN = (
+    "NIC: bring-up failed",
+    "NIC: no link/address",
+    "running the last good config",
+    "cannot open sockets",
+)
+
+
+class LinkError(RuntimeError):
+    pass
+
+
+# -- finding the board ---------------------------------------------------------------------
+def find_ports():
+    """Serial ports that look like a MicroPython board (by USB vendor id)."""
+    from serial.tools import list_ports
+
+    return [p.device for p in sorted(list_ports.comports(), key=lambda p: p.device)
+            if p.vid in BOARD_VIDS]
+
+
+def resolve_ports(ports):
+    """--port values, or the one board plugged in when none was given."""
+    if ports:
+        return list(ports)
+    found = find_ports()
+    if not found:
+        raise LinkError("no board found on USB (looked for vendor ids %s): plug it in, or give "
+                        "--port /dev/ttyACM0 (see `python -m mpremote devs`)"
+                        % ", ".join("%04x" % v for v in BOARD_VIDS))
+    if len(found) > 1:
+        raise LinkError("several boards found (%s): give --port for each one to use"
+                        % ", ".join(found))
+    return found
+
+
+# -- mpremote -----------------------------------------------------------------------------------
+def mpremote(port, *args, timeout=120, check=True):
+    """`mpremote connect PORT resume ARGS...` -> CompletedProcess (text)."""
+    argv = MPREMOTE + ["connect", port, "resume", *args]
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LinkError("mpremote %s: no answer from %s in %d s" % (args[0], port, timeout)) from None
+    if check and p.returncode != 0:
+        msg = (p.stderr.strip() or p.stdout.strip()).splitlines()
+        raise LinkError("mpremote %s on %s failed: %s" % (
+            " ".join(args[:2]), port, msg[-1] if msg else "exit %d" % p.returncode))
+    return p
+
+
+def exec_json(port, code, marker, timeout=60):
+    """Run `code` on the board (raw REPL); it prints MARKER + JSON on one line."""
+    import json
+
+    p = mpremote(port, "exec", code, timeout=timeout)
+    for line in p.stdout.splitlines():
+        if line.startswith(marker):
+            return json.loads(line[len(marker):])
+    raise LinkError("no answer from the board's Python on %s:\n%s%s" % (port, p.stdout, p.stderr))
+
+
+# -- the boot log -------------------------------------------------------------------------------
+class Boot:
+    """What a boot log said."""
+
+    def __init__(self):
+        self.lines = []
+        self.status = None  # the status line's fields (dict) once seen
+        self.status_line = None
+        self.routes = []  # [(name, from, to)] from the relay's first line
+        self.fatal = None
+        self.warnings = []
+        self.traceback = False
+
+    @property
+    def ok(self):
+        return self.status is not None and self.fatal is None and not self.traceback
+
+    def intn(self):
+        """INTN pin number from the status line, or None (polled every 64 ms)."""
+        if not self.status:
+            return None
+        m = re.search(r"INTN GP(\d+)", self.status["nic"])
+        return int(m.group(1)) if m else None
+
+    def feed(self, line):
+        self.lines.append(line)
+        m = STATUS_RE.search(line)
+        if m:
+            self.status = m.groupdict()
+            self.status_line = line.strip()
+            return
+        m = ROUTES_RE.search(line)
+        if m:
+            self.routes = ROUTE_ITEM_RE.findall(m.group(2))
+            return
+        if "Traceback (most recent call last)" in line:
+            self.traceback = True
+        for f in FATAL:
+            if f in line and self.fatal is None:
+                self.fatal = line.strip()
+        for w in WARN:
+            if w in line:
+                self.warnings.append(line.strip())
+
+    def summary(self):
+        s = self.status
+        if not s:
+            return "no status line"
+        return "mcast-relay %s, IP %s/%s (%s), link %s, %s" % (
+            s["version"], s["ip"], s["prefix"], s["mode"], s["link"], s["nic"])
+
+
+class Serial:
+    """The board's serial port through pyserial (closed by close() / with)."""
+
+    def __init__(self, port, baud=115200):
+        import serial
+
+        self.port = port
+        try:
+            self.ser = serial.Serial(port, baud, timeout=0.05)
+        except (serial.SerialException, OSError) as e:
+            raise LinkError("cannot open %s: %s" % (port, e)) from None
+        self._buf = b""
+
+    def close(self):
+        try:
+            self.ser.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def write(self, data):
+        self.ser.write(data)
+        self.ser.flush()
+
+    def read_some(self):
+        try:
+            return self.ser.read(4096)
+        except OSError:
+            return b""
+
+    def read_until(self, needle, timeout):
+        """Read until `needle` (bytes) arrives; returns everything read (which
+        then also stays available to readline())."""
+        end = time.monotonic() + timeout
+        while needle not in self._buf and time.monotonic() < end:
+            self._buf += self.read_some()
+        return self._buf
+
+    def readline(self, timeout):
+        """One line (str, without the line end), or None on timeout."""
+        end = time.monotonic() + timeout
+        while True:
+            i = self._buf.find(b"\n")
+            if i >= 0:
+                line, self._buf = self._buf[:i], self._buf[i + 1:]
+                return line.rstrip(b"\r").decode("utf-8", "replace")
+            if time.monotonic() >= end:
+                return None
+            self._buf += self.read_some()
+
+    def soft_reboot(self, timeout=5):
+        """Ctrl-C (stop the program), Ctrl-B (friendly REPL), Ctrl-D at the
+        prompt: the board restarts its Python and runs boot.py then main.py,
+        as after power-on. Returns once `soft reboot` was printed."""
+        self.write(b"\r\x03")
+        time.sleep(0.1)
+        self.write(b"\x02")
+        self._buf = b""
+        self.read_until(b">>> ", timeout)
+        self._buf = b""
+        self.write(b"\x04")
+        self.read_until(b"soft reboot", timeout)
+        if b"soft reboot" not in self._buf:
+            raise LinkError("%s: the board did not soft-reboot (no REPL answering?)" % self.port)
+        i = self._buf.find(b"soft reboot")
+        j = self._buf.find(b"\n", i)
+        self._buf = self._buf[j + 1:] if j >= 0 else b""
+
+    def follow_boot(self, timeout=30, echo=None, settle=0.3):
+        """Read the boot log until the status line (and the relay's route
+        line shortly after), a fatal line, or the timeout. Returns Boot."""
+        boot = Boot()
+        end = time.monotonic() + timeout
+        stop_at = None
+        while True:
+            now = time.monotonic()
+            if stop_at is not None and now >= stop_at:
+                break
+            if now >= end:
+                break
+            line = self.readline(min(0.2, max(0.0, (stop_at or end) - now)))
+            if line is None:
+                continue
+            if echo:
+                echo(line)
+            boot.feed(line)
+            if stop_at is None and (boot.status or boot.fatal or boot.traceback):
+                stop_at = time.monotonic() + (settle if boot.status else 1.0)
+            if boot.status and boot.routes:
+                break
+        return boot
+
+    def collect(self, seconds, echo=None, until=None):
+        """Lines for `seconds` (or until a line contains `until`)."""
+        out = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            line = self.readline(min(0.2, end - time.monotonic()))
+            if line is None:
+                continue
+            out.append(line)
+            if echo:
+                echo(line)
+            if until and until in line:
+                break
+        return out
+
+
+def reboot_and_follow(port, timeout=30, echo=None, hard=False):
+    """Soft reboot (or machine.reset() with hard=True) and follow the boot
+    log. Returns Boot."""
+    if hard:
+        mpremote(port, "exec", "--no-follow", "import machine; machine.reset()", timeout=20)
+        end = time.monotonic() + 20
+        while True:  # the USB device goes away and comes back
+            try:
+                ser = Serial(port)
+                break
+            except LinkError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.2)
+        with ser:
+            return ser.follow_boot(timeout, echo)
+    with Serial(port) as ser:
+        ser.soft_reboot()
+        return ser.follow_boot(timeout, echo)
