@@ -280,3 +280,51 @@ def reboot_and_follow(port, timeout=30, echo=None, hard=False):
     with Serial(port) as ser:
         ser.soft_reboot()
         return ser.follow_boot(timeout, echo)
+
+
+class Watcher:
+    """Reads a Serial in a thread and keeps every line (for waiting on a
+    line while doing something else, e.g. sending traffic)."""
+
+    def __init__(self, ser, echo=None):
+        import threading
+
+        self.ser = ser
+        self.echo = echo
+        self.lines = []
+        self._cond = threading.Condition()
+        self._stop = False
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop:
+            line = self.ser.readline(0.2)
+            if line is None:
+                continue
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+            if self.echo:
+                self.echo(line)
+
+    def mark(self):
+        with self._cond:
+            return len(self.lines)
+
+    def wait_for(self, text, timeout, start=0):
+        """The first line from index `start` containing `text`, or None."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines[start:]:
+                    if text in line:
+                        return line
+                left = end - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(min(left, 0.2))
+
+    def stop(self):
+        self._stop = True
+        self._t.join(2)

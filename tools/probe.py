@@ -18,6 +18,9 @@ from tools import fw, stream
 from tools.send import Sender, add_traffic_args
 
 NAME = "probe"
+# A snooping switch learns our membership from the IGMP report sent on join;
+# datagrams forwarded before that are dropped by the switch, not the relay.
+JOIN_SETTLE_S = 0.5
 
 
 def add_parser(sub):
@@ -92,12 +95,15 @@ class Probe:
         with self._lock:
             return self.analyzer.unique
 
-    def run(self, count=0, duration=5.0, wait=1.0, progress=None):
+    def run(self, count=0, duration=5.0, wait=1.0, progress=None, settle=JOIN_SETTLE_S):
         """Send (until count/duration), then listen `wait` s more. progress:
-        a callable(fraction, sent, received) called ~5 times a second."""
+        a callable(fraction, sent, received) called ~5 times a second.
+        settle: seconds between joining the output group and the first send,
+        so that a snooping switch has learned the membership."""
         if not count and not duration:
             duration = 5.0
         self._thread.start()
+        time.sleep(settle)
         total = count if count else None
 
         def tick(snd):
