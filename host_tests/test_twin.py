@@ -268,8 +268,11 @@ SEND_FROM_RX = """
     import mcast
     s = mcast.open_rx("224.0.10.1", 50000)
     print("ready")
+    import time
     try:
-        s.sendto(b"from-rx", mcast.sockaddr("224.0.10.2", 50000))
+        for _ in range(3):
+            s.sendto(b"from-rx", mcast.sockaddr("224.0.10.2", 50000))
+            time.sleep_ms(100)
         print("sent")
     except OSError as e:
         print("OSError", e.errno)

@@ -15,6 +15,14 @@ IP_MULTICAST_TTL = getattr(socket, "IP_MULTICAST_TTL", None)
 ANY = "0.0.0.0"
 
 
+def _digits(s):
+    # ASCII only: CPython's isdigit() also accepts other scripts' digits.
+    for c in s:
+        if not "0" <= c <= "9":
+            return False
+    return bool(s)
+
+
 def parse_ipv4(text):
     """'a.b.c.d' -> int. Strict: four decimal octets, no leading zeros."""
     if not isinstance(text, str):
@@ -24,7 +32,7 @@ def parse_ipv4(text):
         raise ValueError("not a dotted IPv4 address")
     n = 0
     for p in parts:
-        if not p or len(p) > 3 or not p.isdigit() or (len(p) > 1 and p[0] == "0"):
+        if len(p) > 3 or not _digits(p) or (len(p) > 1 and p[0] == "0"):
             raise ValueError("not a dotted IPv4 address")
         v = int(p)
         if v > 255:
@@ -60,7 +68,7 @@ def parse_endpoint(text):
         raise ValueError("expected GROUP:PORT")
     host, port_text = text[:i], text[i + 1 :]
     n = parse_ipv4(host)
-    if not port_text.isdigit() or len(port_text) > 5:
+    if not _digits(port_text) or len(port_text) > 5:
         raise ValueError("port must be a number 1-65535")
     port = int(port_text)
     if not 1 <= port <= 65535:
