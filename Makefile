@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint check deploy monitor bench bench-quick soak clean
+.PHONY: venv run test lint check deploy monitor selftest bench bench-quick soak clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,20 @@ lint: venv
 
 check: venv
 	$(BIN)/python -m tools check $(ARGS)
+
+# With a board on USB (PORT=/dev/ttyACM0, or the one board found): compile lib/ with
+# mpy-cross, copy what changed with mpremote, reboot, follow the boot log.
+PORT_ARG = $(if $(PORT),--port $(PORT))
+deploy: venv
+	$(BIN)/python -m tools deploy $(PORT_ARG) $(ARGS)
+
+# The board's serial REPL (mpremote repl): stats lines; Ctrl-] leaves.
+monitor: venv
+	$(BIN)/python -m tools monitor $(PORT_ARG) $(ARGS)
+
+# Hardware-in-the-loop check of the board on this PC's LAN: PASS/FAIL per item.
+selftest: venv
+	$(BIN)/python -m tools selftest $(PORT_ARG) $(ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
