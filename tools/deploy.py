@@ -82,8 +82,9 @@ def add_parser(sub):
     p.add_argument("--source", action="store_true",
                    help="copy lib/*.py instead of compiled .mpy (for a MicroPython that "
                         "cannot load .mpy v6)")
-    p.add_argument("--config-only", action="store_true",
-                   help="copy config.json only (firmware with lib/ frozen in, see firmware/)")
+    p.add_argument("--no-lib", action="store_true",
+                   help="copy boot.py, main.py and config.json but not lib/ (for a firmware "
+                        "with lib/ frozen in, see firmware/README.md)")
     p.add_argument("--no-reboot", action="store_true", help="do not reboot after copying")
     p.add_argument("--hard-reset", action="store_true",
                    help="machine.reset() instead of a soft reboot (the boot line then says "
@@ -136,9 +137,9 @@ def make_plan(port, inv, base_raw, overlays, build_dir, args):
     else:
         cfile.write_bytes(fw.config_bytes(raw))
     want = {"config.json": cfile}
-    if not args.config_only:
-        for f in fw.FIRMWARE_FILES:
-            want[f] = fw.ROOT / f
+    for f in fw.FIRMWARE_FILES:
+        want[f] = fw.ROOT / f
+    if not args.no_lib:
         if args.source:
             for src in fw.lib_sources():
                 want["lib/" + src.name] = src
@@ -150,7 +151,7 @@ def make_plan(port, inv, base_raw, overlays, build_dir, args):
     for remote, local in sorted(want.items()):
         if args.force or have.get(remote) != fw.sha256(local.read_bytes()):
             plan.copy.append(remote)
-    if not args.source and not args.config_only:
+    if not args.source and not args.no_lib:
         # MicroPython imports X.py before X.mpy from the same folder.
         for src in fw.lib_sources():
             if "lib/" + src.name in have:
@@ -195,7 +196,7 @@ def run(args):
                 out("  " + e)
             return 1
     build_dir = fw.BUILD
-    if not args.config_only and not args.source:
+    if not args.no_lib and not args.source:
         try:
             text, ver = fw.mpy_cross_version()
             compiled = fw.compile_lib(build_dir / "lib")
@@ -218,7 +219,7 @@ def run(args):
         except boardlink.LinkError as e:
             out("deploy: %s" % e)
             return 2
-        if not args.source and not args.config_only and not board_mpy_ok(inv):
+        if not args.source and not args.no_lib and not board_mpy_ok(inv):
             major, minor = fw.decode_sys_mpy(inv.get("mpy") or 0)
             out("deploy: %s runs MicroPython %s, which loads .mpy v%d, not v%d: flash MicroPython "
                 "1.29 (firmware/README.md) or deploy with --source" % (

@@ -168,3 +168,28 @@ def decode_sys_mpy(n):
     """sys.implementation._mpy -> (major, minor): low byte version, bits 8-9
     the sub-version."""
     return n & 0xFF, (n >> 8) & 3
+
+
+# -- package.json (mpremote mip) ---------------------------------------------------------------
+PACKAGE_JSON = ROOT / "package.json"
+
+
+def package_manifest():
+    """What package.json must say: every lib/*.py, installed into the board's
+    /lib by `mpremote mip install github:OWNER/REPO`, and lib/version.py's version."""
+    return {
+        "urls": [[p.name, "lib/" + p.name] for p in lib_sources()],
+        "deps": [],
+        "version": version(),
+    }
+
+
+def package_json_text():
+    m = package_manifest()
+    urls = ",\n".join("    %s" % json.dumps(u) for u in m["urls"])
+    return '{\n  "urls": [\n%s\n  ],\n  "deps": [],\n  "version": %s\n}\n' % (
+        urls, json.dumps(m["version"]))
+
+
+def write_package_json():
+    PACKAGE_JSON.write_text(package_json_text())
