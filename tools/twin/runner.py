@@ -21,6 +21,9 @@ from tools.twin import mpy
 
 FIRMWARE_FILES = ("boot.py", "main.py")
 BOARD_PY = Path(__file__).resolve().parent / "board.py"
+# The RP2040 build has about 190 KB of GC heap; objects are twice as large on
+# this 64-bit interpreter, so twice that keeps the twin as tight as the board.
+HEAP = "384K"
 
 
 def install_firmware(dest, src_root=mpy.ROOT, config=None):
@@ -106,7 +109,8 @@ class Board:
         return e
 
     def _argv(self):
-        argv = [mpy.micropython_binary(), *(["-i"] if self.repl else []), str(BOARD_PY)]
+        argv = [mpy.micropython_binary(), "-X", "heapsize=" + HEAP,
+                *(["-i"] if self.repl else []), str(BOARD_PY)]
         if self.host is not None:
             argv = self.host.cmd(argv)
         return argv
