@@ -255,6 +255,8 @@ def run(args):
 def _restart(plans, out):
     """The inventory stopped each relay (Ctrl-C): start them again."""
     for p in plans:
+        if "main.py" not in (p.inv.get("files") or {}):
+            continue  # nothing was running
         try:
             boardlink.reboot_and_follow(p.port, timeout=5)
         except boardlink.LinkError as e:
