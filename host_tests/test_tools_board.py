@@ -307,6 +307,7 @@ def test_selftest_against_the_simulated_board_with_cable_pull(net, board, cfgdir
 
 def test_selftest_reports_a_board_without_intn(net, board, cfgdir):
     lan, hosts = net
+    deploy(board, cfgdir)
     cfg = base_config()
     cfg["nic"]["intn"] = None
     assert fw.validate(cfg)[1] == []
