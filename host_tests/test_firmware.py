@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from host_tests.conftest import require_namespaces
 from host_tests.twinlan import (
     BOARD_IP,
     LISTENER_IP,
@@ -85,8 +86,14 @@ BAD = [
 ]
 
 
+@pytest.fixture
+def isolated():
+    """Boards without a LAN still run in a private namespace."""
+    require_namespaces()
+
+
 @pytest.mark.parametrize("what,mutate,needles", BAD, ids=[b[0] for b in BAD])
-def test_bad_config_named_clearly_without_traceback(what, mutate, needles):
+def test_bad_config_named_clearly_without_traceback(what, mutate, needles, isolated):
     cfg = _bad(mutate)
     with Board(None, cfg) as b:
         b.proc.wait(30)
@@ -99,7 +106,7 @@ def test_bad_config_named_clearly_without_traceback(what, mutate, needles):
     assert b.proc.returncode == 0, out
 
 
-def test_invalid_json_is_reported(tmp_path):
+def test_invalid_json_is_reported(tmp_path, isolated):
     with Board(None, '{"nic": {"spi": 0,, }') as b:
         b.proc.wait(30)
         time.sleep(0.1)

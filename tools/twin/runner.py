@@ -58,9 +58,31 @@ def twin_config(base, ip, prefix=15, **relay):
     return cfg
 
 
+_ISOLATE = None
+
+
+def isolate_prefix():
+    """argv prefix that runs a command in a fresh network namespace holding only
+    a downed `lo`: whatever the firmware sends there reaches nothing. `unshare -n`
+    as root, `unshare -rn` with user namespaces."""
+    global _ISOLATE
+    if _ISOLATE is None:
+        for prefix in (["unshare", "-n", "--"], ["unshare", "-rn", "--"]):
+            try:
+                ok = subprocess.run(prefix + ["true"], capture_output=True, timeout=10)
+            except (OSError, subprocess.SubprocessError):
+                continue
+            if ok.returncode == 0:
+                _ISOLATE = prefix
+                break
+        else:
+            raise RuntimeError("cannot make a private network namespace (unshare -n / -rn)")
+    return list(_ISOLATE)
+
+
 class Board:
-    """One simulated board. `host` is a tools.twin.lan host (or None to run
-    in the current namespace, for tests that send nothing)."""
+    """One simulated board. `host` is a tools.twin.lan host, or None for a
+    board alone in a namespace of its own (no LAN: nothing it sends goes anywhere)."""
 
     def __init__(self, host=None, config=None, personality="lwip", workdir=None,
                  uid="e661410403000001", src_root=mpy.ROOT, extra_env=None, echo=None,
@@ -112,8 +134,8 @@ class Board:
         argv = [mpy.micropython_binary(), "-X", "heapsize=" + HEAP,
                 *(["-i"] if self.repl else []), str(BOARD_PY)]
         if self.host is not None:
-            argv = self.host.cmd(argv)
-        return argv
+            return self.host.cmd(argv)
+        return isolate_prefix() + argv
 
     def start(self):
         self._stopping = False
