@@ -33,7 +33,8 @@ def add_parser(sub):
     p.add_argument("--config", default=str(fw.CONFIG),
                    help="take --from/--to from this config (default: the repo's config.json)")
     p.add_argument("--route", type=int, default=0, help="which route of the config (default 0)")
-    add_traffic_args(p, group_required=None, rate=200.0, size=200)
+    add_traffic_args(p, group_required=None, rate=200.0, size=200,
+                     until="send for S seconds (default 5 when --count is not given either)")
     p.add_argument("--wait", type=float, default=1.0, metavar="S",
                    help="keep listening S seconds after the last send (default 1)")
     p.add_argument("--max-loss", type=float, default=0.0, metavar="PCT",

@@ -40,7 +40,7 @@ def add_parser(sub):
     p.add_argument("--rate", type=float, default=100.0,
                    help="probe datagrams per second (default 100)")
     p.add_argument("--size", type=int, default=200, help="probe datagram size (default 200)")
-    p.add_argument("--ttl", type=int, default=stream.DEFAULT_TTL, help="probe multicast TTL")
+    p.add_argument("--ttl", type=int, default=stream.DEFAULT_TTL, help="probe multicast TTL (default %d)" % stream.DEFAULT_TTL)
     p.add_argument("--max-loss", type=float, default=1.0, metavar="PCT",
                    help="forwarding passes with at most PCT percent loss (default 1)")
     p.add_argument("--no-cable", action="store_true", help="skip the cable pull")

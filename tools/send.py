@@ -31,7 +31,8 @@ def add_parser(sub):
     return p
 
 
-def add_traffic_args(p, group_required=True, rate=100.0, size=64):
+def add_traffic_args(p, group_required=True, rate=100.0, size=64,
+                     until="stop after S seconds (default: no limit)"):
     if group_required is not None:
         p.add_argument("--group", "-g", action="append", type=stream.endpoint_arg,
                        required=group_required, metavar="G:P",
@@ -45,7 +46,7 @@ def add_traffic_args(p, group_required=True, rate=100.0, size=64):
     p.add_argument("--count", "-c", type=int, default=0,
                    help="stop after this many per group (default: no limit)")
     p.add_argument("--duration", "-d", type=float, default=0.0, metavar="S",
-                   help="stop after S seconds (default: no limit)")
+                   help=until)
     p.add_argument("--ttl", type=int, default=stream.DEFAULT_TTL,
                    help="multicast TTL (default %d; 1 keeps it on this LAN)" % stream.DEFAULT_TTL)
     p.add_argument("--iface", "-i", type=stream.ipv4_arg, metavar="IP",

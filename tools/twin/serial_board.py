@@ -17,6 +17,8 @@ stand-in notices and starts the interpreter again behind the same pty, so
 the port path stays valid, like the board's USB CDC device across a soft reset.
 With a `host` (tools.twin.lan host) the interpreter runs in that host's network
 namespace with the fakes on MICROPYPATH: the firmware brings its "NIC" up there.
+Without one it runs alone in a private namespace (nothing it sends leaves).
+The heap is the board's size (runner.HEAP).
 """
 
 import errno
@@ -123,10 +125,13 @@ class SerialBoard:
         return e
 
     def _argv(self):
-        argv = [mpy.micropython_binary(), "-i", str(self.rom)]
+        from tools.twin import runner
+
+        argv = [mpy.micropython_binary(), "-X", "heapsize=" + runner.HEAP, "-i", str(self.rom)]
         if self.host is not None:
-            argv = self.host.cmd(argv)
-        return argv
+            return self.host.cmd(argv)
+        # No LAN: a namespace of its own, so whatever the firmware sends goes nowhere.
+        return runner.isolate_prefix() + argv
 
     # -- life cycle -----------------------------------------------------------------
     def start(self):
