@@ -275,3 +275,18 @@ def test_mpy_cross_output_is_v6_bytecode(tmp_path):
     for _, d in done:
         assert fw.mpy_header(d.read_bytes()) == (6, 0)  # bytecode: no arch, any v6 loader
     assert fw.decode_sys_mpy(2822) == (6, 3)  # the unix port's sys.implementation._mpy
+
+
+def test_docs_cover_every_command_and_option():
+    """docs/tools.md documents each of these commands' options (the README links to it)."""
+    import argparse
+
+    doc = (REPO / "docs" / "tools.md").read_text()
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("sim", "check", "deploy", "monitor", "selftest", "send", "listen", "probe"):
+        assert "python -m tools %s" % name in doc, name
+        for action in sub.choices[name]._actions:
+            for opt in action.option_strings:
+                if opt not in ("-h", "--help"):
+                    assert "`%s" % opt in doc or "%s " % opt in doc, (name, opt)
