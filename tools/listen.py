@@ -141,6 +141,7 @@ def _datagram_line(ep, src, data, parsed, verdict, now, hexdump):
 
 
 def run(args):
+    stream.stop_on_sigterm()
     try:
         lst = Listener(args.group, args.iface)
     except OSError as e:

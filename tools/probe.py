@@ -69,6 +69,7 @@ class Probe:
         self.analyzer = stream.Analyzer()
         self.foreign = 0
         self.other_streams = 0
+        self.interrupted = False
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._receive, daemon=True)
@@ -118,6 +119,8 @@ class Probe:
 
         try:
             self.sender.run(count, duration, tick, 0.2)
+        except KeyboardInterrupt:
+            self.interrupted = True  # report what was sent so far
         finally:
             sent = self.sender.sent
             end = time.monotonic() + wait
@@ -158,13 +161,15 @@ class Probe:
             "foreign": self.foreign,
             "other_streams": self.other_streams,
             "duration_s": snd["duration_s"],
+            "interrupted": self.interrupted,
         }
 
 
 def format_report(r):
     via = ", ".join("%s (%d)" % kv for kv in sorted(r["via"].items())) or "nobody"
     lines = [
-        "probe: %s -> %s, %d-byte datagrams" % (r["from"], r["to"], r["size"]),
+        "probe: %s -> %s, %d-byte datagrams%s" % (r["from"], r["to"], r["size"],
+                                                  " (interrupted)" if r.get("interrupted") else ""),
         "  sent      %d in %.1f s (%s/s)%s" % (
             r["sent"], r["duration_s"], r["send_rate_pps"],
             ", %d send errors" % r["send_errors"] if r["send_errors"] else ""),
@@ -199,6 +204,7 @@ class ProgressBar:
 
 
 def run(args):
+    stream.stop_on_sigterm()
     src, dst = args.src, args.dst
     if src is None or dst is None:
         try:

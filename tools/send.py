@@ -147,6 +147,7 @@ class Sender:
 
 
 def run(args):
+    stream.stop_on_sigterm()
     try:
         stream.padded_size(args.size)
     except ValueError as e:

@@ -88,8 +88,9 @@ class _JsonProc:
         self.done.set()
 
     def interrupt(self):
+        """Stop it; it still prints its summary (send/listen take SIGTERM like Ctrl-C)."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGTERM)
 
     def finish(self, timeout=10):
         try:
@@ -158,7 +159,18 @@ def run(args):
     except RuntimeError as e:
         print("sim: %s" % e, file=sys.stderr)
         return 2
-    return simulate(args, raw, cfg, say)
+    from tools.twin.lan import cleanup_stale
+
+    cleanup_stale()  # namespaces left by a run that was killed
+    old = signal.signal(signal.SIGTERM, _terminate)  # `kill`: clean up like Ctrl-C
+    try:
+        return simulate(args, raw, cfg, say)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 def simulate(args, raw, cfg, say):

@@ -263,6 +263,24 @@ class Pacer:
             time.sleep(t)
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm():
+    """Let SIGTERM (`kill`, `timeout`, a parent tool) end a run like Ctrl-C:
+    the summary is still printed. Also undoes an inherited 'ignore SIGINT'
+    (background jobs). Main thread only; a no-op elsewhere."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def padded_size(size):
     if size < HEADER_SIZE:
         raise ValueError("--size must be at least %d (the header)" % HEADER_SIZE)
