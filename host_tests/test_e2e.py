@@ -119,3 +119,26 @@ def test_oversize_dropped_never_truncated(net, tmp_path, personality):
         board.stop()
     assert got == small  # every small one, in order; nothing cut
     assert all(len(d) <= 1472 for d in got)
+
+
+def test_dhcp_address_and_forwarding(net, tmp_path):
+    """network: {"dhcp": true}: the board takes the lease the LAN offers and
+    forwards from that address."""
+    lan, board_host, pc1, pc2 = net
+    cfg = load_default_config()
+    cfg["network"] = {"dhcp": True}
+    from tools.twin.runner import Board, twin_config
+
+    b = Board(board_host, twin_config(cfg, BOARD_IP, watchdog_ms=0, stats_interval_s=1),
+              extra_env={"TWIN_DHCP": "198.18.0.11/15"})
+    b.start()
+    try:
+        line = wait_running(b)
+        assert "IP 198.18.0.11/15" in line and "(dhcp)" in line, line
+        rec = Recorder(pc2, "224.0.10.2", 50000)
+        send_payloads(pc1, "224.0.10.1", 50000, [b"d%d" % i for i in range(20)], tmp_path)
+        got = rec.wait()
+    finally:
+        b.stop()
+    assert [d for _, d in got] == [b"d%d" % i for i in range(20)]
+    assert {s for s, _ in got} == {"198.18.0.11"}
