@@ -36,6 +36,8 @@ class Board:
         self.nic = None
         self.safe = False
         self.problem = None
+        self.nic_error = None  # the last NIC failure reported (reported once per change)
+        self.nic_attempts = 0
 
 
 def load_config(log=print):
@@ -70,27 +72,31 @@ def save_last_good(cfg, log=print):
 
 
 def bring_up_nic(board, log=print, attempts=1, wdt=None):
-    """Construct/activate the NIC, retrying with back-off; reports each new
-    error once. attempts=0 retries until it works (Ctrl-C stops it)."""
+    """Construct/activate the NIC, retrying with back-off (1, 2, 4 ... 30 s).
+    A failure is reported once per change (step or error), not per attempt,
+    and its return once. attempts=0 retries until it works (Ctrl-C stops it).
+    Never resets the board: a dead chip leaves it waiting, REPL reachable."""
     import nic as nicmod
 
     if board.nic is None:
         board.nic = nicmod.Nic(board.cfg["nic"], board.cfg["network"])
     delay = 1
-    last = None
     n = 0
     while True:
         n += 1
+        board.nic_attempts += 1
         try:
             board.nic.bring_up()
-            if last is not None:
-                log("NIC: up after %d attempt(s)" % n)
+            if board.nic_error is not None:
+                log("NIC: up after %d attempt(s)" % board.nic_attempts)
+                board.nic_error = None
             return True
         except (OSError, ValueError, TypeError) as e:
-            msg = "NIC: bring-up failed: %r" % (e,)
-            if msg != last:
-                log(msg + " (retrying with back-off)")
-                last = msg
+            msg = "NIC: %s failed: %r" % (board.nic.stage or "bring-up", e)
+            if msg != board.nic_error:
+                log(msg + " (retrying with back-off up to %d s; reported again only if it changes)"
+                    % _BACKOFF_MAX_S)
+                board.nic_error = msg
         if attempts and n >= attempts:
             return False
         _sleep_feeding(delay, wdt)
@@ -144,6 +150,7 @@ def main(board, log=print):
     wdt = None
     if cfg["relay"]["watchdog_ms"]:
         wdt = machine.WDT(timeout=cfg["relay"]["watchdog_ms"])
+    r = None
     try:
         if board.nic is None or not board.nic.active():
             bring_up_nic(board, log, attempts=0, wdt=wdt)
@@ -157,21 +164,51 @@ def main(board, log=print):
                 responder = None
         r = relaymod.Relay(cfg, board.nic, log=log, wdt=wdt, responder_factory=responder)
         delay = 1
+        last = None
         while True:
             try:
                 r.open()
                 break
             except OSError as e:
-                log("relay: cannot open sockets: %r (retrying)" % (e,))
+                msg = "relay: cannot open sockets: %r" % (e,)
+                if msg != last:
+                    log(msg + " (retrying with back-off)")
+                    last = msg
                 _sleep_feeding(delay, wdt)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
-        log(board.nic.status_line(VERSION, _ttl_note(r)))
         if board.source == CONFIG:
-            save_last_good(cfg, log)
+            save_last_good(cfg, log)  # it started cleanly: the one to fall back on
+        log(board.nic.status_line(VERSION, _ttl_note(r)))
+        r.run()  # until Ctrl-C: it leaves its groups and says so itself
     except KeyboardInterrupt:
-        log("relay not started (Ctrl-C)")
-        return None
-    return r.run()
+        # Ctrl-C outside the loop proper (a moment too early or too late)
+        if r is None or r.tx is None:
+            log("relay not started (Ctrl-C)")
+        else:
+            r.close()
+            log("relay: stopped (Ctrl-C). relay.stats() has the counters; relay.run() resumes.")
+    _keep_fed(wdt, log)
+    return r
+
+
+_feeder = None
+
+
+def _keep_fed(wdt, log=print):
+    """After Ctrl-C the relay no longer feeds the watchdog, and on RP2040 it
+    cannot be stopped: a soft timer feeds it so the REPL stays usable (the
+    alternative is a reset every watchdog_ms while someone types)."""
+    global _feeder
+    if wdt is None or _feeder is not None:
+        return
+    try:
+        _feeder = machine.Timer(-1, mode=machine.Timer.PERIODIC, period=1000,
+                                callback=lambda t: wdt.feed())
+    except (AttributeError, ValueError, TypeError, OSError) as e:
+        log("watchdog: cannot keep it fed (%r): the board resets soon" % (e,))
+        return
+    log("watchdog: a timer feeds it while the relay is stopped; "
+        "reset the board to run the relay under the watchdog again")
 
 
 def _ttl_note(r):

@@ -26,21 +26,27 @@ class Nic:
         self.nic_cfg = nic_cfg
         self.net_cfg = net_cfg
         self.wiz = None
+        self.stage = None  # the step bring_up()/reactivate() was at: for messages
 
     def bring_up(self):
         """Construct and activate the NIC and apply the address. Raises
-        OSError/ValueError/TypeError from the driver; the caller retries."""
+        OSError/ValueError/TypeError from the driver (self.stage says which
+        step); the caller retries."""
         c = self.nic_cfg
         Pin = machine.Pin
         if self.wiz is None:
+            self.stage = "construction (SPI%d, WIZNET5K)" % c["spi"]
             spi = machine.SPI(c["spi"], baudrate=c["baudrate"], sck=Pin(c["sck"]),
                               mosi=Pin(c["mosi"]), miso=Pin(c["miso"]))
             if c["intn"] is None:
                 self.wiz = network.WIZNET5K(spi, Pin(c["cs"]), Pin(c["rst"]))
             else:
                 self.wiz = network.WIZNET5K(spi, Pin(c["cs"]), Pin(c["rst"]), Pin(c["intn"]))
+        self.stage = "activation"
         self.wiz.active(True)
+        self.stage = "address"
         self.apply_address()
+        self.stage = None
 
     def apply_address(self):
         n = self.net_cfg
@@ -51,14 +57,22 @@ class Nic:
 
     def reactivate(self):
         """active(False) dropped the address and every group: start again."""
+        if self.wiz is None:
+            self.bring_up()
+            return
         try:
             self.wiz.active(False)
         except OSError:
             pass
+        self.stage = "activation"
         self.wiz.active(True)
+        self.stage = "address"
         self.apply_address()
+        self.stage = None
 
     def wait_connected(self, timeout_s):
+        if self.wiz is None:
+            return False
         deadline = time.ticks_add(time.ticks_ms(), timeout_s * 1000)
         while not self.wiz.isconnected():
             if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
@@ -68,15 +82,17 @@ class Nic:
 
     def link(self):
         """The PHY link (cable): status() is 0 without it."""
-        return self.wiz.status() != 0
+        return self.wiz is not None and self.wiz.status() != 0
 
     def active(self):
-        return self.wiz.active()
+        return self.wiz is not None and self.wiz.active()
 
     def connected(self):
-        return self.wiz.isconnected()
+        return self.wiz is not None and self.wiz.isconnected()
 
     def ip(self):
+        if self.wiz is None:
+            return "0.0.0.0"
         return self.wiz.ifconfig()[0]
 
     def mac(self):

@@ -137,6 +137,46 @@ class WDT:
         twinctl.wdt_feed()
 
 
+class Timer:
+    """rp2's soft timer (ports/rp2/machine_timer.c): only id -1; the callback
+    is scheduled, so it runs between bytecodes or at the REPL, never inside a
+    C call that blocks. Here: a thread under the unix port's GIL."""
+
+    ONE_SHOT = 0
+    PERIODIC = 1
+
+    def __init__(self, id=-1, **kw):
+        if id != -1:
+            raise ValueError("Timer doesn't exist")
+        self._gen = 0
+        if kw:
+            self.init(**kw)
+
+    def init(self, *, mode=PERIODIC, callback=None, period=0xFFFFFFFF, tick_hz=1000,
+             freq=None):
+        self.deinit()
+        self._mode = mode
+        self._ms = max(1, (1000 // freq) if freq else period * 1000 // tick_hz)
+        gen = self._gen
+
+        def run():
+            import time
+            while True:
+                time.sleep_ms(self._ms)
+                if self._gen != gen:
+                    return
+                if callback is not None:
+                    callback(self)
+                if self._mode == Timer.ONE_SHOT:
+                    return
+
+        import _thread
+        _thread.start_new_thread(run, ())
+
+    def deinit(self):
+        self._gen += 1
+
+
 def reset():
     # A soft machine.reset() reports WDT_RESET on rp2, as the board does.
     twinctl.reset("WDT")
