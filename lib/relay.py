@@ -28,6 +28,17 @@ COUNTERS = ("rx", "tx", "bytes", "big", "empty", "own", "rate", "source", "send_
 
 _TICK_MS = const(100)
 _POLLIN = const(1)
+# After the link returns the groups are announced at once, then again after
+# each of these (ms): a report that was lost, or sent while the switch port was
+# not forwarding yet (classic STP holds a new link for 30 s), is made good.
+# lwIP reports only a new membership, so each announcement is leave + join.
+_ANNOUNCE_MS = (1000, 3000, 8000, 35000)
+_REACT_MIN_MS = const(1000)  # NIC re-activation back-off: 1, 2, 4 ... 30 s
+_REACT_MAX_MS = const(30000)
+
+
+class _Restart(Exception):
+    """Housekeeping asks run() to re-enter _pump (which caches the address)."""
 
 
 def _parse_allow(entries):
@@ -133,6 +144,8 @@ class Relay:
         self._by_sock = {}
         self.iface = mcast.ANY
         self.own_ip = mcast.ANY
+        self._dhcp = bool((cfg.get("network") or {}).get("dhcp"))
+        self._link_wait_ms = (rc.get("link_wait_s") or 10) * 1000
 
     # -- set-up and tear-down -------------------------------------------------
     def open(self):
@@ -216,6 +229,8 @@ class Relay:
             while self._running:
                 try:
                     self._pump(deadline)
+                except _Restart:
+                    pass
                 except OSError:
                     self.loop_errors += 1
                 except MemoryError:
@@ -303,42 +318,136 @@ class Relay:
             self.responder.tick(now)
         if self.nic is not None and time.ticks_diff(now, self._next_link) >= 0:
             self._next_link = time.ticks_add(now, self.link_ms)
-            self._check_link()
+            self._check_link(now)
+        if self._ann_i >= 0:
+            self._announce_due(now)
         if self.stats_ms and time.ticks_diff(now, self._next_stats) >= 0:
             self._next_stats = time.ticks_add(now, self.stats_ms)
+            # Collect first: the line's "mem free" is then the heap after a
+            # collection, comparable from one line to the next (a flat heap
+            # shows as a flat number, not as the allocator's sawtooth).
+            gc.collect()
             self.log(self.stats_line())
+        if self._restart:
+            self._restart = False
+            raise _Restart()  # run() re-enters _pump, which caches the address
 
     _next_link = 0
     _next_stats = 0
+    _down_at = 0
+    _ann_i = -1  # next entry of _ANNOUNCE_MS, -1: nothing scheduled
+    _ann_base = 0
+    _react_due = None  # no NIC re-activation before this tick (back-off)
+    _react_delay = _REACT_MIN_MS
+    _react_err = None  # the last re-activation failure reported
+    _need_join = False  # re-activated, groups to join once the address is back
+    _restart = False
 
-    def _check_link(self):
+    def _check_link(self, now=None):
+        """Every link_check_ms: follow the PHY link (the cable). On its return
+        announce every group again (a snooping switch forgot them when the
+        port went down); if the NIC lost its address or was de-activated,
+        re-activate it (with back-off) and join every group afresh."""
+        if now is None:
+            now = time.ticks_ms()
         nic = self.nic
-        up = nic.link()
-        if up == self.link_up:
-            if up and not nic.connected():
-                # PHY up but the interface lost its address or was
-                # de-activated: restore the address and every membership.
-                self._reactivate()
-            return
-        self.link_up = up
-        if not up:
-            self.log("relay: link DOWN")
-            return
-        self.link_flaps += 1
-        if not nic.connected():
-            self._reactivate()
-        else:
-            self.rejoin()
-        self.log("relay: link up again (flap %d): groups announced" % self.link_flaps)
-
-    def _reactivate(self):
         try:
-            self.nic.reactivate()
-        except OSError as e:
-            self.log("relay: NIC re-activation failed: %s" % e)
+            up = nic.link()
+            connected = up and nic.connected()
+        except OSError:
+            self.loop_errors += 1
+            return
+        if up != self.link_up:
+            self.link_up = up
+            if not up:
+                self._down_at = now
+                self._ann_i = -1  # nothing to announce into a dead link
+                self.log("relay: link DOWN")
+                return
+            self.link_flaps += 1
+            self.log("relay: link up again (flap %d) after %d ms down%s" % (
+                self.link_flaps, time.ticks_diff(now, self._down_at),
+                ": groups announced" if connected else ": NIC has no address"))
+            if connected:
+                self._need_join = False
+                self._announce_start(now)
+                return
+        if not up:
+            return
+        if not connected:
+            self._reactivate(now)
+            return
+        self._react_delay = _REACT_MIN_MS
+        if self._need_join:
+            # Re-activated while the address was not back yet (DHCP): now it is.
+            self._need_join = False
+            self._refresh_address()
+            self._announce_start(now)
+        elif self._dhcp:
+            self._refresh_address()
+
+    def _announce_start(self, now):
+        """Announce the groups now, and again after each of _ANNOUNCE_MS."""
+        self.rejoin()
+        self._ann_base = now
+        self._ann_i = 0
+
+    def _announce_due(self, now):
+        if not self.link_up:
+            self._ann_i = -1
+        elif time.ticks_diff(now, self._ann_base) >= _ANNOUNCE_MS[self._ann_i]:
+            self.rejoin()
+            self._ann_i += 1
+            if self._ann_i >= len(_ANNOUNCE_MS):
+                self._ann_i = -1
+
+    def _reactivate(self, now=None):
+        if now is None:
+            now = time.ticks_ms()
+        if self._react_due is not None and time.ticks_diff(now, self._react_due) < 0:
+            return
+        nic = self.nic
+        try:
+            nic.reactivate()
+        except (OSError, ValueError, TypeError) as e:
+            msg = "relay: NIC re-activation (%s) failed: %r" % (
+                getattr(nic, "stage", None) or "?", e)
+            if msg != self._react_err:
+                self._react_err = msg
+                self.log(msg + " (retrying with back-off up to %d s; reported again only if it "
+                         "changes)" % (_REACT_MAX_MS // 1000))
+            self._react_due = time.ticks_add(now, self._react_delay)
+            self._react_delay = min(self._react_delay * 2, _REACT_MAX_MS)
             return
         self.reactivations += 1
-        self.rejoin(fresh=True)
+        self._react_err = None
+        # Give the address time to come (DHCP) before trying again.
+        self._react_due = time.ticks_add(now, max(self._link_wait_ms, self._react_delay))
+        try:
+            connected = nic.connected()
+        except OSError:
+            connected = False
+        self.log("relay: NIC re-activated (%d)%s" % (
+            self.reactivations, ": groups joined again" if connected else ": waiting for the address"))
+        if connected:
+            self._need_join = False
+            self._refresh_address()
+            self._announce_start(now)
+        else:
+            self._need_join = True
+
+    def _refresh_address(self):
+        """The interface's address changed (DHCP): the own-address guard and
+        the memberships follow it."""
+        try:
+            ip = self.nic.ip()
+        except OSError:
+            return
+        if ip != self.own_ip and ip != mcast.ANY:
+            self.log("relay: interface address now %s (was %s)" % (ip, self.own_ip))
+            self.own_ip = ip
+            self.iface = ip
+            self._restart = True
 
     # -- what people read -------------------------------------------------------
     def uptime_s(self):
