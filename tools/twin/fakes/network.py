@@ -52,6 +52,8 @@ class WIZNET5K:
         self._dhcp = False
         self._dhcp_at = 0
         self._mac = b"\x02\x08\xdc" + twinctl.unique_id()[-3:]
+        self._reset_at = time.time()  # the chip's last reset: faults after it apply
+        twinctl.tx_fault = None
 
     # -- the twin's view, for tests: is the chip interrupt-driven? --
     def _uses_interrupt(self):
@@ -64,7 +66,10 @@ class WIZNET5K:
             if twinctl.failing("nic_active_fail"):
                 raise OSError(5)
             if not self._active:
+                # The driver pulses RST and re-initialises the chip here.
                 time.sleep_ms(int(twinctl.control().get("reset_ms", 50)))
+                self._reset_at = time.time()
+                twinctl.tx_fault = None
                 self._active = True
                 self._ip = (_ZERO, _ZERO, _ZERO, _ZERO)
                 self._apply()
@@ -110,13 +115,51 @@ class WIZNET5K:
             if self._ip[2] != _ZERO:
                 twinctl.sh("ip route replace default via %s dev %s" % (self._ip[2], name))
 
+    # -- chip faults (fault injection; see the control keys in twinctl) --
+    # "chip_hang": T  at unix time T the chip stops answering with its SPI
+    #   reads stuck at 0xFF: the next frame sent never completes, because the
+    #   driver (ioLibrary sendto) busy-waits `while (getSn_CR(sn));` for the
+    #   command register to clear. The firmware is stuck in that sendto: only
+    #   the watchdog gets it out. A reset of the chip (RST, as active(True) and
+    #   a board reset do) clears it, so T only hits a chip reset before T.
+    # "chip_reset": T  at unix time T the chip resets itself (brown-out, ESD):
+    #   its MACRAW socket reads CLOSED, the next send fails, the driver prints
+    #   "wiznet5k_send_ethernet: fatal error" and takes the netif down
+    #   (netif_set_link_down + netif_set_down): status() 1, active() and
+    #   isconnected() False, nothing more received; the datagram is lost
+    #   although sendto returned. active(False)/active(True) restores it.
+    def _arm_faults(self):
+        if twinctl.tx_fault is not None or not self._active:
+            return
+        c = twinctl.control()
+        now = time.time()
+        for key, fault in (("chip_hang", self._hang), ("chip_reset", self._chip_reset)):
+            t = c.get(key)
+            if isinstance(t, (int, float)) and not isinstance(t, bool) and self._reset_at < t <= now:
+                twinctl.tx_fault = fault
+                return
+
+    @staticmethod
+    def _hang():
+        while True:
+            time.sleep_ms(50)
+
+    def _chip_reset(self):
+        twinctl.tx_fault = None
+        print("wiznet5k_send_ethernet: fatal error -4")
+        self._active = False  # IS_ACTIVE() is the netif's UP flag
+        twinctl.nic["up"] = False
+        twinctl.netif_down()  # nothing is received any more
+
     def isconnected(self):
         self._poll_dhcp()
+        self._arm_faults()
         return twinctl.carrier() and self._active and self._ip[0] != _ZERO
 
     def status(self, *args):
         if args:
             raise ValueError("unknown status param")
+        self._arm_faults()
         if not twinctl.carrier():
             return 0
         return 2 if self._active else 1

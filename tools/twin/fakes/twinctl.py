@@ -6,6 +6,15 @@
 #   TWIN_STATE    a folder for what survives a reset (reset cause)
 #   TWIN_UID      the board's unique id as 16 hex digits
 #   TWIN_DHCP     the address/prefix a DHCP server on the LAN would lease
+# Control-file keys (Board.control(**faults); times are unix times):
+#   link: bool                the PHY link, overriding the interface's carrier
+#   nic_construct_fail: T     WIZNET5K() raises OSError(5) until T (true: always)
+#   nic_active_fail: T        active(True) raises OSError(5) until T
+#   chip_hang: T              the chip wedges at T: the next send never returns
+#   chip_reset: T             the chip resets itself at T: the driver takes the
+#                             netif down on the next send (see fakes/network.py)
+#   reset_ms, dhcp_ms, dhcp   activation delay, DHCP delay, the DHCP lease
+#   pins: {"N": 0|1}          input levels
 import json
 import os
 import time
@@ -16,6 +25,10 @@ _env = os.getenv
 # personality: address, interface up, DHCP client running (holds a UDP PCB).
 nic = {"ip": "0.0.0.0", "up": False, "dhcp": False}
 down_hooks = []  # called when the NIC is de-activated (groups are dropped)
+# A chip fault armed by the fake NIC (from the control file, when the firmware
+# polls status()/isconnected()) and sprung by the next frame lwIP sends: the
+# lwIP socket's sendto calls it. None = the chip is fine (one check per send).
+tx_fault = None
 
 
 def netif_down():

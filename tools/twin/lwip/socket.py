@@ -262,6 +262,9 @@ class socket(io.IOBase):
         _ip4(host)
         if not _netif.up or _netif.ip == "0.0.0.0":
             raise OSError(_EHOSTUNREACH)  # ip4_route: no netif up
+        if twinctl.tx_fault is not None:  # an injected chip fault hits this frame
+            twinctl.tx_fault()
+            return len(data)  # linkoutput's result is ignored: sendto "succeeded"
         return self._sender().sendto(data, _raw(host, port))
 
     def recvfrom(self, n, flags=0):
