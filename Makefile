@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint check deploy monitor selftest bench bench-quick soak clean
+.PHONY: venv run test lint check deploy monitor selftest bench bench-quick soak resilience clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,15 @@ test: venv
 
 lint: venv
 	$(BIN)/ruff check .
+
+# Long runs, kept out of `make test` (tests marked slow; docs/resilience.md has the figures).
+# soak: steady traffic through the twin for SOAK_S seconds (default 600): 0 loss, flat heap.
+soak: venv
+	$(BIN)/python -m pytest -m slow host_tests/test_soak.py -v $(PYTEST_ARGS)
+
+# resilience: the cable pulled for 4 s, CABLE_CYCLES times in a row (default 100).
+resilience: venv
+	$(BIN)/python -m pytest -m slow host_tests/test_resilience.py -v $(PYTEST_ARGS)
 
 check: venv
 	$(BIN)/python -m tools check $(ARGS)
