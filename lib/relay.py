@@ -23,6 +23,19 @@ _SENDERR = const(8)  # send failed (counted, loop goes on)
 _RECVERR = const(9)  # receive failed
 _NCOUNT = const(10)
 _TOKENS = const(10)  # not a counter: the rate cap's bucket
+_NO_CAP = const(1 << 29)  # the bucket of a route without a cap (refilled every tick)
+# The forward loop counts its drops in slots of its own (classic slot + _L),
+# from which fold() derives rx and tx: every datagram it receives either takes
+# a token (then sendto succeeds: tx, or fails: send_err) or is dropped once.
+# Slots 0-9 stay plain counters that anything may add to.
+_L = const(8)
+_L_BIG = const(11)  # _BIG + _L
+_L_EMPTY = const(12)
+_L_OWN = const(13)
+_L_RATE = const(14)
+_L_SRC = const(15)
+_L_SENDERR = const(16)
+_NHOT = const(17)
 COUNTERS = ("rx", "tx", "bytes", "big", "empty", "own", "rate", "source", "send_err",
             "recv_err")
 
@@ -66,11 +79,60 @@ class Route:
         self.burst = rc["burst"]
         self.allow = _parse_allow(rc["allow"]) if rc["allow"] else None
         self._seen = {}  # source -> allowed, so the allow-list is parsed once per source
-        self.hot = [0] * (_NCOUNT + 1)
-        self.hot[_TOKENS] = self.burst if self.rate else 1 << 29
+        # The forward loop's verdict cache, keyed by the recvfrom address as it
+        # comes (no allocation to look it up): `known` holds the sources that
+        # may be forwarded, `_bad` the others with the counter slot of their
+        # drop (_OWN or _SRC). Emptied when the own address changes.
+        self.known = {}
+        self._bad = {}
+        self._own = (mcast.ANY, b"\0\0\0\0")
+        # Per datagram the loop counts only what it cannot derive: a datagram
+        # that passes every guard takes a token, so fold() gets rx and tx from
+        # the tokens taken (bucket level at the last fold - level now) and the
+        # loop's drop slots (_L_*).
+        self.hot = [0] * _NHOT
+        self.hot[_TOKENS] = self.burst if self.rate else _NO_CAP
+        self._tok_mark = self.hot[_TOKENS]
         self.total = [0] * _NCOUNT
         self._credit = 0  # token refill remainder (rate * ms not yet a whole token)
         self.sock = None
+
+    def forget(self, own_ip, own_raw):
+        """New own address (or a new loop): drop every cached verdict."""
+        self._own = (own_ip, own_raw)
+        self.known.clear()
+        self._bad.clear()
+
+    def verdict(self, addr, counts=None):
+        """0: forward; else the loop's counter slot of the drop (_L_OWN: sent
+        by this board, _L_SRC: not in the allow-list), counted in `counts` if
+        given. Cached per address."""
+        v = self._bad.get(addr)
+        if v is not None:
+            if counts is not None:
+                counts[v] += 1
+            return v
+        own_ip, own_raw = self._own
+        if isinstance(addr, tuple):
+            own = addr[0] == own_ip
+        else:
+            own = addr.find(own_raw, 4, 8) == 4
+        if own:
+            v = _L_OWN
+        elif self.allow is not None and not self.allowed(addr):
+            v = _L_SRC
+        else:
+            v = 0
+        if len(self.known) + len(self._bad) >= 64:
+            self.known.clear()
+            self._bad.clear()
+        if v:
+            self._bad[addr] = v
+            if counts is not None:
+                counts[v] += 1
+        else:
+            self.known[addr] = True
+        return v
 
     def allowed(self, addr):
         """Source allow-list check, cached per source (rarely more than a few)."""
@@ -90,20 +152,36 @@ class Route:
 
     def fold(self):
         h, t = self.hot, self.total
+        tok = h[_TOKENS]
+        used = self._tok_mark - tok  # datagrams handed to sendto since the last fold
+        self._tok_mark = tok
+        h[_RX] += used + h[_L_BIG] + h[_L_EMPTY] + h[_L_OWN] + h[_L_RATE] + h[_L_SRC]
+        h[_TX] += used - h[_L_SENDERR]
+        for i in range(_BIG, _SENDERR + 1):
+            if h[i + _L]:
+                h[i] += h[i + _L]
+                h[i + _L] = 0
         for i in range(_NCOUNT):
             if h[i]:
                 t[i] += h[i]
                 h[i] = 0
 
     def refill(self, ms):
+        h = self.hot
+        old = h[_TOKENS]
         if not self.rate:
-            return
-        self._credit += self.rate * ms
-        add = self._credit // 1000
-        if add:
+            new = _NO_CAP  # no cap: the bucket never runs dry
+        else:
+            self._credit += self.rate * ms
+            add = self._credit // 1000
+            if not add:
+                return
             self._credit -= add * 1000
-            t = self.hot[_TOKENS] + add
-            self.hot[_TOKENS] = t if t < self.burst else self.burst
+            new = old + add
+            if new > self.burst:
+                new = self.burst
+        h[_TOKENS] = new
+        self._tok_mark += new - old
 
     def counters(self):
         self.fold()
@@ -173,7 +251,7 @@ class Relay:
         by_sock = {}
         for r in self.routes:
             p.register(r.sock, _POLLIN)
-            by_sock[r.sock] = (r.hot, r.dst_addr, r)
+            by_sock[r.sock] = (r.hot, r.dst_addr, r.known, r, r.sock.recvfrom)
         if self.responder is not None:
             p.register(self.tx, _POLLIN)
         self._poll = p
@@ -247,64 +325,65 @@ class Relay:
         self._running = False
 
     def _pump(self, deadline):
+        # Per datagram: one poll event, recvfrom, the size checks, one dict
+        # lookup for both source guards (own address, allow-list), the token,
+        # sendto and the byte count. rx/tx come from fold() (see Route),.
+        # docs/bench.md has the numbers.
         ipoll = self._poll.ipoll
-        by_sock = self._by_sock
+        slots = dict(self._by_sock)
+        if self.responder is not None:
+            slots[self.tx] = None
         maxd = self.max_datagram
         bufn = maxd + 1  # one more than allowed: a longer datagram shows as too big
         sendto = self.tx.sendto
         own_ip = self.own_ip
         own_raw = mcast.ip_bytes(own_ip)
+        for r in self.routes:
+            r.forget(own_ip, own_raw)
+        _len = len
         ticks_ms = time.ticks_ms
         ticks_diff = time.ticks_diff
         next_tick = time.ticks_add(ticks_ms(), _TICK_MS)
-        while self._running:
+        running = self._running
+        while running:
             for ev in ipoll(_TICK_MS):
-                s = ev[0]
-                t = by_sock.get(s)
+                t = slots[ev[0]]
                 if t is None:
                     self.responder.handle()
+                    running = self._running
                     continue
-                c, dst, r = t
+                c, dst, known, r, recvfrom = t
                 try:
-                    data, addr = s.recvfrom(bufn)
+                    data, addr = recvfrom(bufn)
                 except OSError:
                     c[_RECVERR] += 1
                     continue
-                c[_RX] += 1
-                n = len(data)
+                n = _len(data)
                 if n > maxd:
-                    c[_BIG] += 1
+                    c[_L_BIG] += 1
                     continue
-                if n == 0:
-                    c[_EMPTY] += 1
+                if not n:
+                    c[_L_EMPTY] += 1
                     continue
-                if type(addr) is tuple:
-                    if addr[0] == own_ip:
-                        c[_OWN] += 1
+                if addr in known or not r.verdict(addr, c):
+                    tok = c[_TOKENS]
+                    if not tok:  # never below 0
+                        c[_L_RATE] += 1
                         continue
-                elif addr.find(own_raw, 4, 8) == 4:
-                    c[_OWN] += 1
-                    continue
-                if r.allow is not None and not r.allowed(addr):
-                    c[_SRC] += 1
-                    continue
-                if c[_TOKENS] <= 0:
-                    c[_RATE] += 1
-                    continue
-                c[_TOKENS] -= 1
-                try:
-                    sendto(data, dst)
-                except OSError:
-                    c[_SENDERR] += 1
-                    continue
-                c[_TX] += 1
-                c[_BYTES] += n
+                    c[_TOKENS] = tok - 1
+                    try:
+                        sendto(data, dst)
+                    except OSError:
+                        c[_L_SENDERR] += 1
+                        continue
+                    c[_BYTES] += n
             now = ticks_ms()
             if ticks_diff(now, next_tick) >= 0:
                 self._housekeeping(now, _TICK_MS + ticks_diff(now, next_tick))
                 next_tick = time.ticks_add(now, _TICK_MS)
                 if deadline is not None and ticks_diff(now, deadline) >= 0:
                     self._running = False
+                running = self._running
 
     # -- periodic work ----------------------------------------------------------
     def _housekeeping(self, now, elapsed):
