@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint check deploy monitor selftest bench bench-quick soak resilience clean
+.PHONY: venv run test lint check deploy monitor selftest bench bench-quick bench-tools soak resilience clean
 
 venv: $(STAMP)
 
@@ -50,6 +50,25 @@ monitor: venv
 # Hardware-in-the-loop check of the board on this PC's LAN: PASS/FAIL per item.
 selftest: venv
 	$(BIN)/python -m tools selftest $(PORT_ARG) $(ARGS)
+
+# Benchmark (docs/bench.md, docs/bench.png): the seed's loop, a bare loop, socat and ours side
+# by side in a private network namespace (root). Installs socat and valgrind with apt-get if
+# missing, and the plot's matplotlib (bench/requirements.txt) into .venv: `make test` stays lean.
+bench: venv bench-tools
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/python -m bench $(ARGS)
+
+# Quick mode (what host_tests/test_bench.py runs): every part end to end, short runs, no
+# timing claims; writes build/bench-quick/. Parts whose program is missing say SKIP and why.
+bench-quick: venv
+	$(BIN)/python -m bench --quick $(ARGS)
+
+bench-tools:
+	@missing=""; for t in socat valgrind ip unshare; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "bench: installing$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y socat valgrind iproute2 util-linux; \
+	fi
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
