@@ -165,11 +165,10 @@ def run(args: argparse.Namespace) -> int:
                 log("  latency p50 %.1f us p99 %.1f us (%d/%d)" % (
                     r["latency"]["p50_us"], r["latency"]["p99_us"],
                     r["latency"]["received"], r["latency"]["sent"]))
-            if "rate" not in skip:
-                r["rate"] = measure.rate(c, s, log=log)
-                log("  loss-free rate: %.0f datagrams/s%s" % (
-                    r["rate"]["loss_free_pps"],
-                    " (sender-limited)" if r["rate"]["sender_limited"] else ""))
+        if "rate" not in skip:
+            log("loss-free rate, all contenders side by side:")
+            for key, rr in measure.rates(contenders, s, log=log).items():
+                res["contenders"][key]["rate"] = rr
     if not args.no_report:
         report.write(res, out, log=log)
     (out / "bench.json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")

@@ -215,67 +215,102 @@ def trial(snd: traffic.Sender, rate: float, seconds: float) -> dict:
     minus what the sender sent (no receiver runs: it would compete for the CPUs)."""
     c0 = traffic.udp_counters()
     sent, took = snd.paced(rate, seconds)
-    time.sleep(0.4)  # let the relay drain its socket queue
+    # Let the relay drain its socket queue: until the counter stands still for 0.2 s
+    # (a backlog left over would count for the next trial).
     c1 = traffic.udp_counters()
+    t_end = time.monotonic() + 5.0
+    while time.monotonic() < t_end:
+        time.sleep(0.2)
+        c2 = traffic.udp_counters()
+        if c2["OutDatagrams"] == c1["OutDatagrams"]:
+            break
+        c1 = c2
     forwarded = (c1["OutDatagrams"] - c0["OutDatagrams"]) - sent
     loss = 1.0 - forwarded / sent if sent else 1.0
     return {"offered": rate, "sent": sent, "achieved": sent / took, "forwarded": forwarded,
             "loss": loss, "rcvbuf_errors": c1["RcvbufErrors"] - c0["RcvbufErrors"]}
 
 
-def rate(c: Contender, s: Settings, log=print) -> dict:
-    snd = traffic.Sender(c.inputs)
-    run = start(c)
-    trials: list[dict] = []
-    try:
-        if c.key == "socat":
-            rcv = traffic.Receiver(c.outputs)
-            try:
-                wait_forwarding(c, snd, rcv, run)
-            finally:
-                rcv.close()
-        time.sleep(0.2)
-
-        def attempt(r: float, seconds: float) -> tuple[bool, bool]:
-            """(passed, sender_limited). A failed trial gets one retry: the machine
-            is shared, noise only ever makes a relay look slower."""
-            for _try in range(2):
-                t = trial(snd, r, seconds)
-                trials.append(t)
-                limited = t["achieved"] < 0.97 * r
-                log("    %-12s %9.0f/s offered for %gs: loss %.3f%%%s" % (
-                    c.key, r, seconds, 100 * t["loss"], " (sender-limited)" if limited else ""))
-                if limited:
-                    return False, True
-                if t["loss"] < s.max_loss:
-                    return True, False
-            return False, False
-
-        good, bad, limited = 0.0, None, False
-        r = s.start_rate
-        while r < 1e7:  # 1: multiply until a trial fails
-            passed, lim = attempt(r, s.explore_s)
-            if passed:
-                good = r
-                r *= s.factor
-                continue
-            bad, limited = r, lim  # limited: the sender, not the relay, fell short at `bad`
+def _search(s: Settings):
+    """The rate search as a generator: yields (rate, seconds), is sent (passed,
+    sender_limited), returns (loss-free rate, first failing rate, sender_limited)."""
+    good, bad, limited = 0.0, None, False
+    r = s.start_rate
+    while r < 1e7:  # 1: multiply until a trial fails
+        passed, lim = yield r, s.explore_s
+        if passed:
+            good = r
+            r *= s.factor
+            continue
+        bad, limited = r, lim  # limited: the sender, not the relay, fell short at `bad`
+        break
+    while good:  # 2: the last good rate must hold at full length
+        passed, lim = yield good, s.confirm_s
+        if passed:
             break
-        while good:  # 2: the last good rate must hold at full length
-            passed, lim = attempt(good, s.confirm_s)
-            if passed:
-                break
-            bad, limited = good, lim
-            good = good / s.factor if good / s.factor >= s.start_rate / 8 else 0.0
-        for _ in range(s.bisect_steps if good and bad else 0):  # 3: bisect
-            mid = (good + bad) / 2
-            passed, lim = attempt(mid, s.confirm_s)
-            if passed:
-                good = mid
-            else:
-                bad, limited = mid, lim
-        return {"loss_free_pps": good, "first_failing_pps": bad, "sender_limited": limited,
-                "trials": trials}
+        bad, limited = good, lim
+        good = good / s.factor if good / s.factor >= s.start_rate / 8 else 0.0
+    for _ in range(s.bisect_steps if good and bad else 0):  # 3: bisect
+        mid = (good + bad) / 2
+        passed, lim = yield mid, s.confirm_s
+        if passed:
+            good = mid
+        else:
+            bad, limited = mid, lim
+    return good, bad, limited
+
+
+def rates(contenders: list[Contender], s: Settings, log=print) -> dict[str, dict]:
+    """Loss-free rate of every contender, searched side by side: all relays run at
+    once (each on its own groups, idle between its trials) and the searches take
+    turns trial by trial, so load from elsewhere on the machine falls on all of them
+    alike. A failing trial gets one retry (noise only ever makes a relay look slower)."""
+    runs: dict[str, tuple] = {}
+    out: dict[str, dict] = {}
+    try:
+        for slot, c in enumerate(contenders):
+            c.slot = slot
+            snd = traffic.Sender(c.inputs)
+            run = start(c)
+            runs[c.key] = (c, snd, run)
+            if c.key == "socat":
+                rcv = traffic.Receiver(c.outputs)
+                try:
+                    wait_forwarding(c, snd, rcv, run)
+                finally:
+                    rcv.close()
+        time.sleep(0.3)
+        active = {}
+        for key in runs:
+            g = _search(s)
+            active[key] = (g, next(g))
+            out[key] = {"trials": []}
+        while active:
+            for key in list(active):
+                c, snd, run = runs[key]
+                g, (r, seconds) = active[key]
+                passed = lim = False
+                for _try in range(2):
+                    t = trial(snd, r, seconds)
+                    out[key]["trials"].append(t)
+                    lim = t["achieved"] < 0.97 * r
+                    log("    %-12s %9.0f/s offered for %gs: loss %.3f%%%s" % (
+                        key, r, seconds, 100 * t["loss"], " (sender-limited)" if lim else ""))
+                    passed = t["loss"] < s.max_loss and not lim
+                    if passed or lim:
+                        break
+                try:
+                    active[key] = (g, g.send((passed, lim)))
+                except StopIteration as done:
+                    good, bad, limited = done.value
+                    out[key].update({"loss_free_pps": good, "first_failing_pps": bad,
+                                     "sender_limited": limited})
+                    del active[key]
+                    log("  [%s] loss-free rate: %.0f datagrams/s%s" % (
+                        key, good, " (the sender fell short above it)" if limited else ""))
+        return out
     finally:
-        run.stop()
-        snd.close()
+        for c, snd, run in runs.values():
+            run.stop()
+            snd.close()
+            c.slot = 0

@@ -24,12 +24,13 @@ IN_PORT = 50000
 OUT_PORT = 50001
 
 
-def in_groups(k: int) -> list[tuple[str, int]]:
-    return [("224.0.10.%d" % (1 + i), IN_PORT) for i in range(k)]
+def in_groups(k: int, slot: int = 0) -> list[tuple[str, int]]:
+    """Input groups of a contender: 224.0.10.1-4 (slot 0), 224.0.10.21-24 (slot 1) ..."""
+    return [("224.0.10.%d" % (20 * slot + 1 + i), IN_PORT) for i in range(k)]
 
 
-def out_groups(k: int) -> list[tuple[str, int]]:
-    return [("224.0.10.%d" % (11 + i), OUT_PORT) for i in range(k)]
+def out_groups(k: int, slot: int = 0) -> list[tuple[str, int]]:
+    return [("224.0.10.%d" % (20 * slot + 11 + i), OUT_PORT) for i in range(k)]
 
 
 def micropython_argv() -> list[str]:
@@ -70,14 +71,15 @@ class Contender:
         self.label = label
         self.routes = routes
         self.lib = lib  # a folder searched before lib/ (another version of the firmware)
+        self.slot = 0  # group block: contenders running at once each get their own
 
     @property
     def inputs(self) -> list[tuple[str, int]]:
-        return in_groups(self.routes)
+        return in_groups(self.routes, self.slot)
 
     @property
     def outputs(self) -> list[tuple[str, int]]:
-        return out_groups(self.routes)
+        return out_groups(self.routes, self.slot)
 
     def routes_json(self) -> str:
         rs = []
