@@ -35,7 +35,8 @@ def before_contender(rev: str, tmp: Path, skipped: list[str]) -> procs.Contender
     d = tmp / "before"
     d.mkdir()
     (d / "relay.py").write_text(text)
-    return procs.Contender("ours1_before", "ours, 1 route, before (%s)" % rev, 1, lib=str(d))
+    return procs.Contender("ours1_before", "ours, 1 route, before (%s)" % rev, 1, lib=str(d),
+                           short="ours 1 route\nbefore (%s)" % rev)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -49,6 +50,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--counts", default="", help="callgrind datagram counts N1,N2 "
                    "(default 200,1200; quick 20,120)")
     p.add_argument("--no-report", action="store_true", help="only bench.json (no md/png)")
+    p.add_argument("--render", default=None, metavar="JSON",
+                   help="only write bench.md and bench.png again from a bench.json")
     p.add_argument("--before", default=None, metavar="REV",
                    help="also run lib/relay.py as of git REV as a contender (full mode: %s)"
                    % BEFORE_REV)
@@ -109,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     only = [k for k in args.only.split(",") if k]
     skip = {k for k in args.skip.split(",") if k}
+    # Calibration contenders (instructions only) join the full run, or when named.
     contenders = [c for c in procs.CONTENDERS + procs.CALIBRATION
-                  if (c.key in only if only else c in procs.CONTENDERS)]
+                  if (c.key in only if only else c in procs.CONTENDERS or not args.quick)]
     have_socat = shutil.which("socat") is not None
     have_valgrind = shutil.which("valgrind") is not None
     skipped: list[str] = []
@@ -137,10 +141,6 @@ def run(args: argparse.Namespace) -> int:
         res["heap_recv_only"] = {str(b): measure.heap_recv_only(s, b) for b in (1473, 1024)}
         log("heap, recvfrom alone: %s" % {k: round(v["per_datagram"], 1)
                                           for k, v in res["heap_recv_only"].items()})
-    if "latency" not in skip:
-        res["latency_direct"] = measure.latency_direct(s)
-        log("latency, no relay: p50 %.1f us p99 %.1f us" % (
-            res["latency_direct"]["p50_us"], res["latency_direct"]["p99_us"]))
     with tempfile.TemporaryDirectory(prefix="mcast-bench-") as tmp:
         rev = args.before or (None if s.quick else BEFORE_REV)
         if rev and (not only or "ours1_before" in only):
@@ -150,25 +150,29 @@ def run(args: argparse.Namespace) -> int:
                     c.key == "ours1" for c in contenders) else len(contenders)
                 contenders.insert(at, b)
         for c in contenders:
-            r: dict = {"label": c.label, "routes": c.routes}
+            r: dict = {"label": c.label, "short": c.short, "routes": c.routes}
             res["contenders"][c.key] = r
             log("[%s] %s" % (c.key, c.label))
             if "instructions" not in skip:
                 r["instructions"] = measure.instructions(c, s, Path(tmp))
                 log("  instructions/datagram: %.0f (lost %d)" % (
                     r["instructions"]["per_datagram"], r["instructions"]["lost"]))
-            if "heap" not in skip and c.key not in ("socat", "bare_poll"):
+            if "heap" not in skip and c.key != "socat" and c not in procs.CALIBRATION:
                 r["heap"] = measure.heap(c, s)
                 log("  heap bytes/datagram: %.1f" % r["heap"]["per_datagram"])
-            if "latency" not in skip:
-                r["latency"] = measure.latency(c, s)
-                log("  latency p50 %.1f us p99 %.1f us (%d/%d)" % (
-                    r["latency"]["p50_us"], r["latency"]["p99_us"],
-                    r["latency"]["received"], r["latency"]["sent"]))
-        if "rate" not in skip:
-            log("loss-free rate, all contenders side by side:")
-            for key, rr in measure.rates(contenders, s, log=log).items():
-                res["contenders"][key]["rate"] = rr
+        side = [c for c in contenders if c not in procs.CALIBRATION]
+        if side and not {"latency", "rate"} <= skip:
+            with measure.Fleet(side) as fleet:
+                if "latency" not in skip:
+                    log("latency, all contenders side by side (and no relay):")
+                    direct, lat = measure.latencies(fleet, s, log=log)
+                    res["latency_direct"] = direct
+                    for key, v in lat.items():
+                        res["contenders"][key]["latency"] = v
+                if "rate" not in skip:
+                    log("loss-free rate, all contenders side by side:")
+                    for key, v in measure.rates(fleet, s, log=log).items():
+                        res["contenders"][key]["rate"] = v
     if not args.no_report:
         report.write(res, out, log=log)
     (out / "bench.json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
@@ -176,8 +180,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def render(path: Path, out: Path | None) -> int:
+    res = json.loads(path.read_text())
+    shorts = {c.key: c.short for c in procs.CONTENDERS + procs.CALIBRATION}
+    for key, c in res["contenders"].items():
+        c.setdefault("short", shorts.get(key, key.replace("_", "\n")))
+    out = out or path.parent
+    report.write(res, out, log=log)
+    (out / "bench.json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+    log("bench: wrote %s" % ", ".join(str(p) for p in sorted(out.glob("bench.*"))))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.render:
+        return render(Path(args.render), Path(args.out) if args.out else None)
     if ns.in_private_namespace():
         return run(args)
     ok, why = ns.available()

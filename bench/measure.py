@@ -163,6 +163,46 @@ def heap_recv_only(s: Settings, bufsize: int) -> dict:
         snd.close()
 
 
+# -- all relays up at once ----------------------------------------------------------------------
+class Fleet:
+    """Every contender running at once, each on its own groups (slot), idle between
+    its turns: the side-by-side measurements take turns, so load from elsewhere on
+    the shared machine falls on all contenders alike."""
+
+    def __init__(self, contenders: list[Contender]):
+        self.runs: dict[str, tuple[Contender, traffic.Sender, Running]] = {}
+        self.slots = len(contenders)
+        try:
+            for slot, c in enumerate(contenders):
+                c.slot = slot
+                snd = traffic.Sender(c.inputs)
+                run = start(c)
+                self.runs[c.key] = (c, snd, run)
+                if c.key == "socat":
+                    rcv = traffic.Receiver(c.outputs)
+                    try:
+                        wait_forwarding(c, snd, rcv, run)
+                    finally:
+                        rcv.close()
+            time.sleep(0.3)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for c, snd, run in self.runs.values():
+            run.stop()
+            snd.close()
+            c.slot = 0
+        self.runs = {}
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 # -- latency ------------------------------------------------------------------------------------
 def _latencies(snd: traffic.Sender, rcv: traffic.Receiver, rate: float, n: int) -> dict:
     rcv.drain(0.1)
@@ -175,38 +215,45 @@ def _latencies(snd: traffic.Sender, rcv: traffic.Receiver, rate: float, n: int) 
             continue
         _seq, t_tx = traffic.struct.unpack("!QQ", data[:16])
         lat.append((t_rx - t_tx) / 1000.0)  # microseconds
-    return {
-        "sent": n,
-        "received": rcv.count - before,
-        "p50_us": _pct(lat, 0.50),
-        "p99_us": _pct(lat, 0.99),
-        "mean_us": statistics.fmean(lat) if lat else float("nan"),
-    }
+    return {"sent": n, "received": rcv.count - before, "p50_us": _pct(lat, 0.50),
+            "p99_us": _pct(lat, 0.99)}
 
 
-def latency_direct(s: Settings) -> dict:
-    """Sender straight to the receiver (no relay): the path every contender adds to."""
-    groups = procs.out_groups(1)
-    rcv = traffic.Receiver(groups)
-    snd = traffic.Sender(groups)
+LAT_ROUNDS = 3
+
+
+def latencies(fleet: Fleet, s: Settings, log=print) -> tuple[dict, dict[str, dict]]:
+    """(no relay, {key: through the relay}): LAT_ROUNDS rounds, the contenders (and the
+    sender straight to the receiver) taking turns; per round p50/p99, reported as the
+    median over the rounds (one round hit by noise elsewhere does not decide it)."""
+    direct_groups = procs.out_groups(1, fleet.slots)
+    legs = {"direct": (traffic.Sender(direct_groups), traffic.Receiver(direct_groups))}
     try:
-        return _latencies(snd, rcv, s.lat_rate, s.lat_n)
+        for key, (c, _snd, _run) in fleet.runs.items():
+            legs[key] = (traffic.Sender(c.inputs), traffic.Receiver(c.outputs))
+        rounds: dict[str, list[dict]] = {k: [] for k in legs}
+        per = max(1, s.lat_n // LAT_ROUNDS)
+        for _ in range(LAT_ROUNDS):
+            for key, (snd, rcv) in legs.items():
+                rounds[key].append(_latencies(snd, rcv, s.lat_rate, per))
+        out = {}
+        for key, rs in rounds.items():
+            out[key] = {
+                "sent": sum(r["sent"] for r in rs),
+                "received": sum(r["received"] for r in rs),
+                "p50_us": statistics.median(r["p50_us"] for r in rs),
+                "p99_us": statistics.median(r["p99_us"] for r in rs),
+                "rounds": rs,
+            }
+            log("  [%s] latency p50 %.1f us p99 %.1f us (%d/%d)" % (
+                key, out[key]["p50_us"], out[key]["p99_us"], out[key]["received"],
+                out[key]["sent"]))
+        direct = out.pop("direct")
+        return direct, out
     finally:
-        snd.close()
-        rcv.close()
-
-
-def latency(c: Contender, s: Settings) -> dict:
-    rcv = traffic.Receiver(c.outputs)
-    snd = traffic.Sender(c.inputs)
-    run = start(c)
-    try:
-        wait_forwarding(c, snd, rcv, run)
-        return _latencies(snd, rcv, s.lat_rate, s.lat_n)
-    finally:
-        run.stop()
-        snd.close()
-        rcv.close()
+        for snd, rcv in legs.values():
+            snd.close()
+            rcv.close()
 
 
 # -- loss-free rate -----------------------------------------------------------------------------
@@ -260,57 +307,37 @@ def _search(s: Settings):
     return good, bad, limited
 
 
-def rates(contenders: list[Contender], s: Settings, log=print) -> dict[str, dict]:
-    """Loss-free rate of every contender, searched side by side: all relays run at
-    once (each on its own groups, idle between its trials) and the searches take
-    turns trial by trial, so load from elsewhere on the machine falls on all of them
-    alike. A failing trial gets one retry (noise only ever makes a relay look slower)."""
-    runs: dict[str, tuple] = {}
+def rates(fleet: Fleet, s: Settings, log=print) -> dict[str, dict]:
+    """Loss-free rate of every contender, searched side by side: the searches take
+    turns trial by trial. A failing trial gets one retry (noise elsewhere on the
+    machine only ever makes a relay look slower)."""
     out: dict[str, dict] = {}
-    try:
-        for slot, c in enumerate(contenders):
-            c.slot = slot
-            snd = traffic.Sender(c.inputs)
-            run = start(c)
-            runs[c.key] = (c, snd, run)
-            if c.key == "socat":
-                rcv = traffic.Receiver(c.outputs)
-                try:
-                    wait_forwarding(c, snd, rcv, run)
-                finally:
-                    rcv.close()
-        time.sleep(0.3)
-        active = {}
-        for key in runs:
-            g = _search(s)
-            active[key] = (g, next(g))
-            out[key] = {"trials": []}
-        while active:
-            for key in list(active):
-                c, snd, run = runs[key]
-                g, (r, seconds) = active[key]
-                passed = lim = False
-                for _try in range(2):
-                    t = trial(snd, r, seconds)
-                    out[key]["trials"].append(t)
-                    lim = t["achieved"] < 0.97 * r
-                    log("    %-12s %9.0f/s offered for %gs: loss %.3f%%%s" % (
-                        key, r, seconds, 100 * t["loss"], " (sender-limited)" if lim else ""))
-                    passed = t["loss"] < s.max_loss and not lim
-                    if passed or lim:
-                        break
-                try:
-                    active[key] = (g, g.send((passed, lim)))
-                except StopIteration as done:
-                    good, bad, limited = done.value
-                    out[key].update({"loss_free_pps": good, "first_failing_pps": bad,
-                                     "sender_limited": limited})
-                    del active[key]
-                    log("  [%s] loss-free rate: %.0f datagrams/s%s" % (
-                        key, good, " (the sender fell short above it)" if limited else ""))
-        return out
-    finally:
-        for c, snd, run in runs.values():
-            run.stop()
-            snd.close()
-            c.slot = 0
+    active = {}
+    for key in fleet.runs:
+        g = _search(s)
+        active[key] = (g, next(g))
+        out[key] = {"trials": []}
+    while active:
+        for key in list(active):
+            _c, snd, _run = fleet.runs[key]
+            g, (r, seconds) = active[key]
+            passed = lim = False
+            for _try in range(2):
+                t = trial(snd, r, seconds)
+                out[key]["trials"].append(t)
+                lim = t["achieved"] < 0.97 * r
+                log("    %-12s %9.0f/s offered for %gs: loss %.3f%%%s" % (
+                    key, r, seconds, 100 * t["loss"], " (sender-limited)" if lim else ""))
+                passed = t["loss"] < s.max_loss and not lim
+                if passed or lim:
+                    break
+            try:
+                active[key] = (g, g.send((passed, lim)))
+            except StopIteration as done:
+                good, bad, limited = done.value
+                out[key].update({"loss_free_pps": good, "first_failing_pps": bad,
+                                 "sender_limited": limited})
+                del active[key]
+                log("  [%s] loss-free rate: %.0f datagrams/s%s" % (
+                    key, good, " (the sender fell short above it)" if limited else ""))
+    return out

@@ -54,21 +54,23 @@ def micropython_argv() -> list[str]:
 
 
 def micropython_version() -> str:
-    r = subprocess.run(
-        [*micropython_argv(), "-c", "import sys; print(sys.implementation.version, sys.version)"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return r.stdout.strip()
+    """e.g. '1.29.0-preview, build 9458e3a23f on 2026-07-05'."""
+    code = ("import sys; v = sys.implementation.version; "
+            "print('%d.%d.%d' % v[:3] + ('-' + v[3] if len(v) > 3 and v[3] else '') "
+            "+ ', build ' + sys.version.split('MicroPython ')[-1])")
+    r = subprocess.run([*micropython_argv(), "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    return r.stdout.strip() or r.stderr.strip()
 
 
 class Contender:
     """One relay implementation: name, label, routes and how to start it."""
 
-    def __init__(self, key: str, label: str, routes: int = 1, lib: str | None = None):
+    def __init__(self, key: str, label: str, routes: int = 1, lib: str | None = None,
+                 short: str | None = None):
         self.key = key
         self.label = label
+        self.short = short or key  # for the plot
         self.routes = routes
         self.lib = lib  # a folder searched before lib/ (another version of the firmware)
         self.slot = 0  # group block: contenders running at once each get their own
@@ -135,11 +137,11 @@ CALIBRATION = [
 ]
 
 CONTENDERS = [
-    Contender("seed", "seed loop (tutorial, 2 prints)"),
-    Contender("bare", "bare loop (recvfrom+sendto)"),
-    Contender("socat", "socat (UDP4-RECV -> UDP4-SENDTO)"),
-    Contender("ours1", "ours, 1 route", 1),
-    Contender("ours4", "ours, 4 routes", 4),
+    Contender("seed", "seed loop (tutorial, 2 prints)", short="seed"),
+    Contender("bare", "bare loop (recvfrom+sendto)", short="bare"),
+    Contender("socat", "socat (UDP4-RECV -> UDP4-SENDTO)", short="socat"),
+    Contender("ours1", "ours, 1 route", 1, short="ours\n1 route"),
+    Contender("ours4", "ours, 4 routes", 4, short="ours\n4 routes"),
 ]
 
 

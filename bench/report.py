@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import board
 
+ORDER = ["seed", "bare", "socat", "ours1", "ours1_before", "ours4", "bare_poll"]
 TARGETS = {
     "instructions_abs": 10_000,
     "instructions_rel": 1.25,
@@ -35,11 +36,14 @@ def summary(res: dict) -> dict:
     out = {}
     recv = (res.get("heap_recv_only") or {}).get("1473", {}).get("per_datagram")
     direct = res.get("latency_direct") or {}
-    for key, c in res["contenders"].items():
+    keys = sorted(res["contenders"], key=lambda k: ORDER.index(k) if k in ORDER else 99)
+    for key in keys:
+        c = res["contenders"][key]
         heap = _get(res, key, "heap", "per_datagram")
         lat = c.get("latency") or {}
         out[key] = {
             "label": c["label"],
+            "short": c.get("short") or key,
             "instructions": _get(res, key, "instructions", "per_datagram"),
             "heap": heap,
             "heap_extra": None if heap is None or recv is None else heap - recv,
@@ -119,8 +123,8 @@ def _board_section(res: dict, sm: dict) -> list[str]:
         "the instructions of x86-64 for interpreter code and ~1.5–2 cycles each on a core "
         "whose loads, stores and taken branches take 2 cycles, running from XIP flash behind "
         "a 16 KB cache). The host count has no network stack in it (the kernel does that "
-        "work); lwIP's share on the board is taken as %d cycles." % (
-            board.CPU_HZ // 1_000_000, board.CYCLES_PER_X86, lo, hi, board.LWIP_CYCLES),
+        "work); lwIP's share on the board is taken as %s cycles." % (
+            board.CPU_HZ // 1_000_000, board.CYCLES_PER_X86, lo, hi, _f(board.LWIP_CYCLES)),
         "",
         "SPI per datagram: the frame read (2-byte MACRAW header + frame, two bursts with a "
         "3-byte command each), the frame written (one burst), and ~%d single-register "
@@ -349,9 +353,10 @@ def plot(res: dict, path: Path) -> str | None:
         return "matplotlib not installed (make bench installs it)"
     sm = summary(res)
     keys = [k for k in sm if k != "bare_poll"]
-    labels = [sm[k]["label"].replace(" (", "\n(").replace(", ", "\n", 1) for k in keys]
-    colors = ["#c44e52" if k == "seed" else "#55a868" if k.startswith("ours") and
-              "before" not in k else "#8172b2" if k == "socat" else "#4c72b0" for k in keys]
+    labels = [sm[k]["short"] for k in keys]
+    palette = {"seed": "#c44e52", "bare": "#4c72b0", "socat": "#8172b2",
+               "ours1_before": "#9d9d9d"}
+    colors = [palette.get(k, "#55a868") for k in keys]
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     panels = [
         ("instructions", "instructions per forwarded datagram (log)", True),
@@ -369,25 +374,30 @@ def plot(res: dict, path: Path) -> str | None:
         if field == "heap":
             recv = (res.get("heap_recv_only") or {}).get("1473", {}).get("per_datagram")
             if recv:
-                ax.axhline(recv, color="grey", ls="--", lw=1)
-                ax.text(len(keys) - 0.5, recv, "recvfrom alone", ha="right", va="bottom",
-                        fontsize=8, color="grey")
+                ax.axhline(recv, color="grey", ls="--", lw=1, label="recvfrom alone")
+                ax.legend(fontsize=8, loc="upper right")
         if field == "instructions":
-            ax.axhline(TARGETS["instructions_abs"], color="grey", ls="--", lw=1)
-            ax.text(len(keys) - 0.5, TARGETS["instructions_abs"], "target 10,000",
-                    ha="right", va="bottom", fontsize=8, color="grey")
+            ax.axhline(TARGETS["instructions_abs"], color="grey", ls="--", lw=1,
+                       label="target for ours: 10,000")
+            ax.legend(fontsize=8, loc="upper right")
+        top = max(heights + [1])
+        if field == "p99_added":
+            top = max([top] + [sm[k]["p99_added"] or 0 for k in keys])
         if log:
             ax.set_yscale("log")
+            ax.set_ylim(top=top * 2.5)
+        else:
+            ax.set_ylim(top=top * 1.18)
         for x, v in zip(xs, vals, strict=True):
             if v is not None:
                 ax.text(x, v if v > 0 else 0, _f(v), ha="center", va="bottom", fontsize=8)
         ax.set_xticks(list(xs))
-        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_xticklabels(labels, fontsize=8)
         ax.set_title(title, fontsize=10)
     mach = res["machine"]
-    fig.suptitle("mcast-relay forward path, %s mode — %s, %s CPUs, %s; MicroPython %s" % (
-        res["mode"], mach["date"], mach["nproc"], mach["cpu"],
-        mach["micropython"].split(";")[0]), fontsize=10)
+    fig.suptitle("mcast-relay forward path, %s mode — %s — %s CPUs, %s, kernel %s — "
+                 "MicroPython %s" % (res["mode"], mach["date"], mach["nproc"], mach["cpu"],
+                                     mach["kernel"], mach["micropython"]), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
