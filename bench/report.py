@@ -254,13 +254,19 @@ def markdown(res: dict) -> str:
             "2^29 datagrams; its bucket is now topped up every tick.",
             "",
             "Why ours still costs more than the bare loop: the bare loop is `recvfrom` + "
-            "`sendto` and nothing else (recvfrom alone is ~6,000 of its instructions). A "
-            "loop that serves several sockets needs `select.poll` (the bare loop behind a "
-            "poll, measured as a calibration point, costs %s), and every guard, cap and "
-            "counter is a few MicroPython bytecodes at ~50–60 x86 instructions each: "
-            "about 50 bytecodes per datagram remain, none of which can go without dropping "
-            "a feature. The native emitter (`@micropython.native`) would remove the "
-            "bytecode dispatch but needs `mpy-cross -march=armv6m` in the deploy step." % (
+            "`sendto` and nothing else (recvfrom alone is ~6,000 of its instructions: a "
+            "1473-byte buffer allocated and freed, the datagram copied and hashed, the "
+            "address and a tuple). A loop that serves several sockets needs `select.poll` "
+            "(the bare loop behind a poll, a calibration point, costs %s), and every guard, "
+            "cap and counter is a few MicroPython bytecodes at ~50–60 x86 instructions "
+            "each: about 50 bytecodes per datagram remain, none of which can go without "
+            "dropping a feature. The native emitter (`@micropython.native`) would remove "
+            "the bytecode dispatch but needs `mpy-cross -march=armv6m` in the deploy step. "
+            "On the host, the rate gap of 1 route is mostly the poll system call (3 system "
+            "calls per datagram against the bare loop's 2); with 4 routes one poll serves "
+            "several sockets. Reading a socket until it is empty would save polls under "
+            "load but costs an exception per wake-up when it is not loaded, and on the "
+            "board a poll is a function call, not a system call: not done." % (
                 _f((sm.get("bare_poll") or {}).get("instructions"))),
         ]
     L += [
@@ -282,9 +288,11 @@ def markdown(res: dict) -> str:
         "not a terminal.",
         "- **bare**: `data, addr = rx.recvfrom(1473)`; `tx.sendto(data, dst)` on a separate "
         "transmit socket, nothing else.",
-        "- **socat**: `socat -u UDP4-RECV:50000,bind=G,reuseaddr,ip-add-membership=G:IF "
-        "UDP4-SENDTO:G2:50001,ip-multicast-if=IF,ip-multicast-ttl=1` (one process, no fork; "
-        "UDP4-RECV takes datagrams from any sender).",
+        "- **socat**: `socat -u UDP4-RECV:50000,bind=G,reuseaddr,ip-add-membership=G:IF,"
+        "rcvbuf=4194304 UDP4-SENDTO:G2:50001,ip-multicast-if=IF,ip-multicast-ttl=1` (one "
+        "process, no fork). UDP4-RECV, not UDP4-RECVFROM: without `fork`, UDP4-RECVFROM "
+        "forwards one datagram and exits (tried), with `fork` it starts a process per "
+        "datagram; UDP4-RECV is socat's fork-less receive from any sender.",
         "- **ours**: lib/relay.py `Relay` unchanged, driven by `bench/mp_contenders.py` "
         "with a config through lib/config.py `validate(..., max_udp_sockets=8)` (the board "
         "has 5 sockets; the host more): every route with an allow-list "
@@ -316,8 +324,9 @@ def markdown(res: dict) -> str:
         "by multiplying the rate by %g from %s/s (%s s trials) until a trial fails, "
         "confirming the last good rate at full length, then %d bisection steps at full "
         "length. The sender is CPython calling `sendmmsg(2)` through ctypes (batches of up "
-        "to 32, time-based pacing); it alone reaches the rates shown above, well over any "
-        "contender's. Forwarded = the namespace's UDP `OutDatagrams` counter minus what the "
+        "to 32, time-based pacing); it alone reaches the rates shown above; where it fell "
+        "short of a rate with a relay running (they share 2 CPUs), the table says so. "
+        "Forwarded = the namespace's UDP `OutDatagrams` counter minus what the "
         "sender sent (no receiving process competes for the 2 CPUs). A failing trial is "
         "retried once (the machine is shared: noise only makes a relay look slower). "
         "**Rates are noisy** on a 2-CPU machine shared with other test runs: take them as "
@@ -327,12 +336,23 @@ def markdown(res: dict) -> str:
         "",
         "**Added latency**: %s datagrams at %s/s, each carrying its send time "
         "(CLOCK_REALTIME); the receiver's kernel timestamp (`SO_TIMESTAMPNS`) is the "
-        "arrival. Added = percentile through the relay minus the same percentile with the "
-        "sender sending straight to the receiver." % (_f(s["lat_n"]), _f(s["lat_rate"])),
+        "arrival. Three rounds, the contenders and the sender-straight-to-receiver path "
+        "taking turns; each percentile is the median of the rounds' percentiles. Added = "
+        "percentile through the relay minus the same percentile without a relay. p99 "
+        "moves with the machine's load (tens to hundreds of µs)." % (
+            _f(s["lat_n"]), _f(s["lat_rate"])),
         "",
-        "Not like the board: the host's socket queue holds hundreds of datagrams (the "
-        "board's 4), `lo` instead of a wire, and the kernel's network work is not in the "
-        "instruction counts. The board model below puts those back on paper.",
+        "Latency and the rate search run with all contenders up at once, each on its own "
+        "groups (224.0.10.1+20k..., idle between its turns), taking turns trial by trial, "
+        "so load from elsewhere falls on all of them alike. Every contender's receive "
+        "socket gets a 4 MB queue (`SO_RCVBUF`; socat `rcvbuf=`), the same for all: with "
+        "the kernel's default (~6 ms of traffic at 50,000/s) a few ms of scheduling noise "
+        "on the shared machine decided the loss-free rate.",
+        "",
+        "Not like the board: the host's socket queue holds thousands of datagrams (the "
+        "board's 4), `lo` instead of a wire, a system call per poll/recvfrom/sendto (on "
+        "the board lwIP's are function calls), and the kernel's network work is not in "
+        "the instruction counts. The board model below puts those back on paper.",
         "",
         "## Board model on paper",
         "",
@@ -389,8 +409,8 @@ def plot(res: dict, path: Path) -> str | None:
         else:
             ax.set_ylim(top=top * 1.18)
         for x, v in zip(xs, vals, strict=True):
-            if v is not None:
-                ax.text(x, v if v > 0 else 0, _f(v), ha="center", va="bottom", fontsize=8)
+            ax.text(x, v if v and v > 0 else 0, "n/a" if v is None else _f(v), ha="center",
+                    va="bottom", fontsize=8)
         ax.set_xticks(list(xs))
         ax.set_xticklabels(labels, fontsize=8)
         ax.set_title(title, fontsize=10)
