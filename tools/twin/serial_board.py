@@ -37,35 +37,6 @@ from pathlib import Path
 
 from tools.twin import mpy
 
-# The stand-in's "ROM": what the rp2 port's main.c does at start-up, in
-# MicroPython. TWIN_SKIP_MAIN=1 runs boot.py only (soft reset in raw REPL).
-_ROM = """\
-import os
-import sys
-_here = os.getcwd()
-if _here + "/lib" not in sys.path:
-    sys.path.append(_here + "/lib")
-def _run(_f):
-    try:
-        os.stat(_f)
-    except OSError:
-        return
-    with open(_f) as _src:
-        _code = _src.read()
-    try:
-        exec(_code, globals())
-    except KeyboardInterrupt:
-        print("KeyboardInterrupt")
-    except SystemExit:
-        pass
-    except Exception as _e:
-        sys.print_exception(_e)
-_run("boot.py")
-if os.getenv("TWIN_SKIP_MAIN") != "1":
-    _run("main.py")
-del _run, _here
-"""
-
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
 FRIENDLY_PROMPT = b">>> "
 
@@ -89,8 +60,6 @@ class SerialBoard:
         self.extra_env = dict(extra_env or {})
         self.log = log
         self._state = Path(tempfile.mkdtemp(prefix="mcr-serial-"))
-        self.rom = self._state / "rom.py"
-        self.rom.write_text(_ROM)
         self.control_path = self._state / "control.json"
         self.control_path.write_text("{}")
         self.port = None
@@ -127,7 +96,7 @@ class SerialBoard:
     def _argv(self):
         from tools.twin import runner
 
-        argv = [mpy.micropython_binary(), "-X", "heapsize=" + runner.HEAP, "-i", str(self.rom)]
+        argv = [mpy.micropython_binary(), "-X", "heapsize=" + runner.HEAP, "-i", str(runner.BOARD_PY)]
         if self.host is not None:
             return self.host.cmd(argv)
         # No LAN: a namespace of its own, so whatever the firmware sends goes nowhere.
