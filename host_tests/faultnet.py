@@ -7,10 +7,10 @@ when, and how long after a fault was cleared. Both scripts run inside a LAN
 host's namespace (plain python3, nothing imported from this repo).
 """
 
-import subprocess
 import sys
-import threading
 import time
+
+from tools.twin.lan import _LineProc
 
 _STREAM = r"""
 import socket, struct, sys, time
@@ -76,63 +76,23 @@ else:  # "count": datagrams per whole second of wall-clock time
 """
 
 
-class _Proc:
+class _Proc(_LineProc):
+    """A helper script in a host namespace; subclasses parse its lines in _line."""
+
     def __init__(self, host, argv):
-        self.host = host
-        self.lines = []
-        self._cond = threading.Condition()
-        self._eof = False
-        self.proc = host.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, bufsize=1)
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
-        if not self.wait(lambda: self._ready, 15):
-            self.close()
-            raise RuntimeError("helper in %s did not start: %s" % (
-                host.name, self.proc.stderr.read() if self.proc.poll() is not None else "?"))
+        super().__init__(host, argv, ready_timeout=15)
 
-    _ready = False
-
-    def _read(self):
-        for line in self.proc.stdout:
-            line = line.rstrip("\n")
-            with self._cond:
-                if line == "ready":
-                    self._ready = True
-                else:
-                    self._line(line)
-                self._cond.notify_all()
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
+    def _on_line(self, line):
+        if line == "ready":
+            self.lines.append(line)  # what the base class waits for
+        else:
+            self._line(line)
 
     def _line(self, line):
         self.lines.append(line)
 
     def wait(self, pred, timeout):
-        with self._cond:
-            return self._cond.wait_for(lambda: pred() or self._eof, timeout) and pred()
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(3)
-        self._t.join(3)
-        for f in (self.proc.stdout, self.proc.stderr):
-            try:
-                f.close()
-            except OSError:
-                pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        return self._wait(pred, timeout)
 
 
 class Stream(_Proc):
