@@ -1,0 +1,77 @@
+// The board's USB serial (MicroPython's REPL), seen from the host side of the cable.
+// rp2040js's USBCDC enumerates the device; two things are changed so that it behaves as a PC's
+// cdc_acm driver does:
+//  - an OUT transfer (host -> board) completes only when there are bytes to send. rp2040js
+//    answers an armed OUT endpoint at once with an empty packet, which keeps the CPU busy with
+//    USB interrupts every 10 us while idle; a real host just NAKs until it has data.
+//  - DTR follows whether a program on the host has the port open (a closed port drops DTR),
+//    since MicroPython only waits for the host while DTR is set and otherwise overwrites its
+//    transmit FIFO: what a board prints before the port is opened is mostly lost, as on a board.
+import { USBCDC } from 'rp2040js';
+
+const CDC_DTR = 1;
+const CDC_RTS = 2;
+const PENDING_MAX = 1 << 20;
+
+export class USBSerial {
+  constructor(usbCtrl, { clock, onData, dtr }) {
+    this.cdc = new USBCDC(usbCtrl);
+    this.usb = usbCtrl;
+    this.pending = []; // Uint8Arrays from the host, not yet taken by the board
+    this.pendingBytes = 0;
+    this.armed = null; // {endpoint, size}: the board is waiting for OUT data
+    this.connected = false;
+    this.dtr = dtr;
+    this.cdc.onSerialData = onData;
+    // The line state goes out as its own control transfer a little after the previous one,
+    // as a host does (two setup packets at once would overwrite each other).
+    this.lineStateAlarm = clock.createAlarm(() => {
+      this.cdc.cdcSetControlLineState(this.dtr ? CDC_DTR | CDC_RTS : 0);
+    });
+    this.cdc.onDeviceConnected = () => {
+      this.connected = true;
+      this.applyLineState();
+    };
+    usbCtrl.onEndpointRead = (endpoint, size) => {
+      if (endpoint !== this.cdc.outEndpoint) return; // (as rp2040js's USBCDC: EP0 is its own)
+      this.armed = { endpoint, size };
+      this.feed();
+    };
+  }
+
+  /** Bytes typed on the host side. Returns false when the board is too far behind. */
+  write(bytes) {
+    if (this.pendingBytes + bytes.length > PENDING_MAX) return false;
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
+    this.feed();
+    return true;
+  }
+
+  feed() {
+    if (!this.armed || !this.pendingBytes) return;
+    const { endpoint, size } = this.armed;
+    const out = new Uint8Array(Math.min(size, this.pendingBytes));
+    let n = 0;
+    while (n < out.length) {
+      const head = this.pending[0];
+      const take = Math.min(head.length, out.length - n);
+      out.set(head.subarray(0, take), n);
+      n += take;
+      if (take === head.length) this.pending.shift();
+      else this.pending[0] = head.subarray(take);
+    }
+    this.pendingBytes -= n;
+    this.armed = null;
+    this.usb.endpointReadDone(endpoint, out);
+  }
+
+  setDTR(on) {
+    this.dtr = on;
+    this.applyLineState();
+  }
+
+  applyLineState() {
+    if (this.connected) this.lineStateAlarm.schedule(1e6);
+  }
+}
