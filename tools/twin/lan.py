@@ -654,6 +654,27 @@ class Lan:
             self.hosts[name] = host
         return host
 
+    def add_port(self, name: str, ip: str, prefix: int = 15) -> Host:
+        """A switch port ``p-NAME`` for a device that brings its own interface, such as the
+        emulated board's TAP (created in :attr:`switch_ns` under that name). The host has no
+        namespace of its own; :meth:`plug` puts the interface on the bridge."""
+        if self._closed:
+            raise LanError("this Lan is closed")
+        if not _NAME_RE.match(name):
+            raise ValueError(f"host name {name!r}: 1-12 of [A-Za-z0-9_-]")
+        taken = self._all_hosts()
+        if any(h.name == name for h in taken) or any(h.ip == ip for h in taken):
+            raise ValueError(f"host name {name!r} or address {ip} already used")
+        host = Host(self, name, None, ip, prefix, f"p-{name}")
+        self.hosts[name] = host
+        return host
+
+    def plug(self, host: Host) -> None:
+        """Put a device's own interface (see :meth:`add_port`) on the bridge, link up."""
+        self._ipn("link", "set", host.port, "master", BRIDGE)
+        self._port_flags(host.port)
+        self._ipn("link", "set", host.port, "up")
+
     # -- switch controls ------------------------------------------------------------------
     def cable(self, host: Host, up: bool) -> None:
         """Pull (``up=False``) or plug back the host's cable: the switch-side veth goes

@@ -4,6 +4,9 @@
 //  - an OUT transfer (host -> board) completes only when there are bytes to send. rp2040js
 //    answers an armed OUT endpoint at once with an empty packet, which keeps the CPU busy with
 //    USB interrupts every 10 us while idle; a real host just NAKs until it has data.
+//  - the host sends a Start of Frame every millisecond (rp2040js does so only in host mode):
+//    TinyUSB and MicroPython use SOF interrupts, e.g. to flush what was printed before the
+//    port was opened once DTR comes.
 //  - DTR follows whether a program on the host has the port open (a closed port drops DTR),
 //    since MicroPython only waits for the host while DTR is set and otherwise overwrites its
 //    transmit FIFO: what a board prints before the port is opened is mostly lost, as on a board.
@@ -12,6 +15,9 @@ import { USBCDC } from 'rp2040js';
 const CDC_DTR = 1;
 const CDC_RTS = 2;
 const PENDING_MAX = 1 << 20;
+const SOF_RD = 0x48;
+const INTR_DEV_SOF = 1 << 17; // cleared by reading SOF_RD (RP2040 datasheet 4.1.4)
+const FRAME_NS = 1e6;
 
 export class USBSerial {
   constructor(usbCtrl, { clock, onData, dtr }) {
@@ -31,6 +37,22 @@ export class USBSerial {
     this.cdc.onDeviceConnected = () => {
       this.connected = true;
       this.applyLineState();
+      this.sof.schedule(FRAME_NS);
+    };
+    this.sof = clock.createAlarm(() => {
+      usbCtrl.sofFrameNumber = (usbCtrl.sofFrameNumber + 1) & 0x7ff;
+      usbCtrl.intRaw |= INTR_DEV_SOF;
+      usbCtrl.checkInterrupts();
+      this.sof.schedule(FRAME_NS);
+    });
+    const readRegister = usbCtrl.readUint32.bind(usbCtrl);
+    usbCtrl.readUint32 = (offset) => {
+      const value = readRegister(offset);
+      if (offset === SOF_RD && usbCtrl.intRaw & INTR_DEV_SOF) {
+        usbCtrl.intRaw &= ~INTR_DEV_SOF;
+        usbCtrl.checkInterrupts();
+      }
+      return value;
     };
     usbCtrl.onEndpointRead = (endpoint, size) => {
       if (endpoint !== this.cdc.outEndpoint) return; // (as rp2040js's USBCDC: EP0 is its own)
