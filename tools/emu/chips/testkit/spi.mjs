@@ -99,6 +99,7 @@ export class W5100SAdapter {
   readCommonBuf(off, len) { return this.bus.readBuf(off, len); }
   writeCommonBuf(off, data) { this.bus.writeBuf(off, data); }
   readSock(n, off) { return this.bus.read(this.sockAddr(n, off)); }
+  writeSockBuf(n, off, data) { this.bus.writeBuf(this.sockAddr(n, off), data); }
   writeSock(n, off, v) { this.bus.write(this.sockAddr(n, off), v); }
   readSock16(n, off) { return stable16((i) => this.readSock(n, off + i)); }
   writeSock16(n, off, v) { this.writeSock(n, off, v >> 8); this.writeSock(n, off + 1, v & 0xff); }
@@ -175,6 +176,7 @@ export class W5500Adapter {
   readCommonBuf(off, len) { return this.bus.readBuf(off, len, 0); }
   writeCommonBuf(off, data) { this.bus.writeBuf(off, data, 0); }
   readSock(n, off) { return this.bus.read(off, 1 + 4 * n); }
+  writeSockBuf(n, off, data) { this.bus.writeBuf(off, data, 1 + 4 * n); }
   writeSock(n, off, v) { this.bus.write(off, v, 1 + 4 * n); }
   readSock16(n, off) { return stable16((i) => this.readSock(n, off + i)); }
   writeSock16(n, off, v) { this.writeSock(n, off, v >> 8); this.writeSock(n, off + 1, v & 0xff); }
