@@ -3,8 +3,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+empty :=
+space := $(empty) $(empty)
+# FIRMWARE=path (or several, space-separated): the official MicroPython image(s) for the
+# emulated board; passed on as MCAST_RELAY_FIRMWARE (paths joined by ':').
+FIRMWARE_ENV = $(if $(FIRMWARE),MCAST_RELAY_FIRMWARE=$(subst $(space),:,$(strip $(FIRMWARE))))
 
-.PHONY: venv run test lint check deploy monitor selftest bench bench-quick bench-tools soak resilience clean
+.PHONY: venv emu-deps run test lint check deploy monitor selftest bench bench-quick bench-tools soak resilience clean
 
 venv: $(STAMP)
 
@@ -14,13 +19,16 @@ $(STAMP): requirements-dev.txt
 	@touch $(STAMP)
 
 # Without a board: the simulated board on a private LAN, traffic flowing, live stats.
-run: venv
-	$(BIN)/python -m tools sim $(ARGS)
+# FIRMWARE=path/to/W5100S_EVB_PICO.uf2: the same on the emulated board (the official image).
+run: venv $(if $(FIRMWARE),emu-deps)
+	$(BIN)/python -m tools sim $(if $(FIRMWARE),--firmware $(firstword $(FIRMWARE))) $(ARGS)
 
 # Every test: lint, then pytest (device code under the real MicroPython unix port).
-test: venv
+# FIRMWARE="a.uf2 b.uf2" (or MCAST_RELAY_FIRMWARE=a.uf2:b.uf2) adds the emulated board's tests
+# for each image; without one they skip, saying so.
+test: venv emu-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(FIRMWARE_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
@@ -33,6 +41,13 @@ soak: venv
 # resilience: the cable pulled for 4 s, CABLE_CYCLES times in a row (default 100).
 resilience: venv
 	$(BIN)/python -m pytest -m slow host_tests/test_resilience.py -v $(PYTEST_ARGS)
+
+# The emulated board's Node side (rp2040js, pinned by tools/emu/package-lock.json).
+emu-deps: tools/emu/node_modules/.installed
+
+tools/emu/node_modules/.installed: tools/emu/package.json tools/emu/package-lock.json
+	cd tools/emu && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 check: venv
 	$(BIN)/python -m tools check $(ARGS)

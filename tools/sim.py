@@ -35,10 +35,17 @@ def add_parser(sub):
                    help="the config to simulate (default: the repo's config.json)")
     p.add_argument("--duration", "-d", type=float, default=10.0, metavar="S",
                    help="seconds of traffic (default 10)")
-    p.add_argument("--rate", "-r", type=float, default=200.0,
-                   help="datagrams per second to each route's input group (default 200)")
+    p.add_argument("--rate", "-r", type=float, default=None,
+                   help="datagrams per second to each route's input group (default 200; 50 "
+                        "on the emulated board, which runs slower than a real one)")
     p.add_argument("--size", "-s", type=int, default=200,
                    help="datagram size in bytes (default 200)")
+    p.add_argument("--firmware", metavar="UF2", default=None,
+                   help="run the official MicroPython image (W5100S_EVB_PICO or W5500_EVB_PICO "
+                        ".uf2) on the emulated board instead of the twin; default: "
+                        "$MCAST_RELAY_FIRMWARE if --emulated is given")
+    p.add_argument("--emulated", action="store_true",
+                   help="the emulated board with the image named by $MCAST_RELAY_FIRMWARE")
     p.add_argument("--personality", choices=("lwip", "unix"), default="lwip",
                    help="socket module the firmware sees: the board's lwIP behaviour "
                         "(default) or the unix port's own")
@@ -152,13 +159,29 @@ def run(args):
     except ValueError as e:
         print("sim: %s" % e, file=sys.stderr)
         return 2
-    try:
-        from tools.twin.mpy import micropython_binary
+    args.image = None
+    if args.firmware or args.emulated:
+        from tools.emu.firmware import FirmwareError, resolve
 
-        micropython_binary()
-    except RuntimeError as e:
-        print("sim: %s" % e, file=sys.stderr)
-        return 2
+        try:
+            args.image = resolve(args.firmware)
+        except FirmwareError as e:
+            print("sim: %s" % e, file=sys.stderr)
+            return 2
+        if cfg["network"]["dhcp"]:
+            print("sim: the emulated board's LAN has no DHCP server: give the config a static "
+                  "address (the simulator moves it into 198.18.0.0/15)", file=sys.stderr)
+            return 2
+    else:
+        try:
+            from tools.twin.mpy import micropython_binary
+
+            micropython_binary()
+        except RuntimeError as e:
+            print("sim: %s" % e, file=sys.stderr)
+            return 2
+    if args.rate is None:
+        args.rate = 50.0 if args.image else 200.0
     from tools.twin.lan import cleanup_stale
 
     cleanup_stale()  # namespaces left by a run that was killed
@@ -185,9 +208,17 @@ def simulate(args, raw, cfg, say):
     extra_env = {}
     if cfg["network"]["dhcp"]:
         extra_env["TWIN_DHCP"] = "%s/15" % BOARD_IP
-    say("sim: firmware %s + %s under MicroPython (%s sockets) on a private LAN: board %s, "
-        "sender %s, listener %s" % (fw.version(), args.config, args.personality, BOARD_IP,
-                                    SENDER_IP, LISTENER_IP))
+    if args.image:
+        say("sim: firmware %s + %s on the emulated board: %s on an emulated RP2040 with a %s; "
+            "private LAN: board %s, sender %s, listener %s" % (
+                fw.version(), args.config, args.image.describe(), args.image.chip.upper(),
+                BOARD_IP, SENDER_IP, LISTENER_IP))
+        say("sim: rates on this LAN are bounded by the emulator's speed, not the board's; "
+            "the board's own figures come from `make bench-board` (docs/bench.md)")
+    else:
+        say("sim: firmware %s + %s under MicroPython (%s sockets) on a private LAN: board %s, "
+            "sender %s, listener %s" % (fw.version(), args.config, args.personality, BOARD_IP,
+                                        SENDER_IP, LISTENER_IP))
     state = {"stats": {}, "stats_at": 0.0, "stats_n": 0}
 
     def on_board_line(line):
@@ -201,18 +232,23 @@ def simulate(args, raw, cfg, say):
     t0 = time.monotonic()
     try:
         with Lan() as lan:
-            bhost = lan.add_host("board", BOARD_IP)
             shost = lan.add_host("sender", SENDER_IP)
             lhost = lan.add_host("listener", LISTENER_IP)
+            if args.image:
+                board = _emulated_board(args.image, lan, board_cfg, on_board_line, say)
+                if board is None:
+                    return 1
+            else:
+                bhost = lan.add_host("board", BOARD_IP)
+                board = Board(bhost, board_cfg, personality=args.personality,
+                              extra_env=extra_env, echo=on_board_line)
             lan.query()  # a querier on the LAN: the switch snoops strictly
-            board = Board(bhost, board_cfg, personality=args.personality, extra_env=extra_env,
-                          echo=on_board_line)
             try:
                 board.start()
                 try:
-                    board.wait_for("| IP ", timeout=30)
+                    board.wait_for("| IP ", timeout=60 if args.image else 30)
                 except TimeoutError:
-                    say("sim: the board never opened its sockets (no status line in 30 s); "
+                    say("sim: the board never opened its sockets (no status line in time); "
                         "its last lines are above", force=True)
                     return 1
                 say("sim: board up in %.1f s; listening on %s, sending %s/s of %d bytes to %s "
@@ -225,6 +261,22 @@ def simulate(args, raw, cfg, say):
     except LanError as e:
         print("sim: the private LAN failed: %s" % e, file=sys.stderr)
         return 2
+
+
+def _emulated_board(image, lan, board_cfg, echo, say):
+    """The emulated board with the project deployed on its flash (by the project's deploy,
+    once per firmware/config/lib: cached under build/emu/)."""
+    from tools.emu import prepare
+    from tools.emu.board import EmulatedBoard
+    from tools.emu.link import EmulatorError
+
+    say("sim: deploying to the emulated board's flash (first run with this config: ~15 s)")
+    try:
+        flash = prepare.flash_with(image, board_cfg)
+    except EmulatorError as e:
+        say("sim: %s" % e, force=True)
+        return None
+    return EmulatedBoard(image, lan=lan, ip=BOARD_IP, flash_from=flash, echo=echo)
 
 
 def _traffic(args, board, shost, lhost, routes, froms, tos, desc, state, say):
