@@ -13,6 +13,7 @@ import sys
 # Order = order in `--help`. Workflow first, traffic tools, then fleet tools.
 COMMANDS = (
     "sim",
+    "emu",
     "check",
     "deploy",
     "monitor",
