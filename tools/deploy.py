@@ -12,6 +12,7 @@ Nothing touches a board before every config (base and overlays) validates
 and lib/ compiles. Exit code 0 when every board came up.
 """
 
+import os
 from pathlib import Path
 
 from tools import boardlink, fw
@@ -131,7 +132,9 @@ def make_plan(port, inv, base_raw, overlays, build_dir, args):
     plan.config = cfg
     cdir = build_dir / "boards" / plan.uid
     cdir.mkdir(parents=True, exist_ok=True)
-    cfile = cdir / "config.json"
+    # One file per deploy process: deploys running at once to boards with the same id (the
+    # emulated boards all have one) must not copy each other's config.
+    cfile = cdir / ("config.%d.json" % os.getpid())
     if ov is None and Path(args.config).resolve() != cfile.resolve():
         cfile.write_bytes(Path(args.config).read_bytes())  # byte for byte, as the user wrote it
     else:

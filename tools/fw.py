@@ -4,6 +4,7 @@ overlays, and the .mpy build with mpy-cross."""
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -147,10 +148,14 @@ def compile_lib(out_dir=None, sources=None):
     done = []
     for src in sources or lib_sources():
         dst = out_dir / (src.stem + ".mpy")
-        p = subprocess.run(mpy_cross_argv() + ["-o", str(dst), "-s", src.name, str(src)],
+        # Written aside, then renamed: a deploy running at the same time never copies half.
+        tmp = out_dir / ("%s.%d.tmp" % (src.stem, os.getpid()))
+        p = subprocess.run(mpy_cross_argv() + ["-o", str(tmp), "-s", src.name, str(src)],
                            capture_output=True, text=True)
         if p.returncode != 0:
+            tmp.unlink(missing_ok=True)
             raise RuntimeError("mpy-cross %s: %s" % (src.name, (p.stderr or p.stdout).strip()))
+        os.replace(tmp, dst)
         done.append((src, dst))
     return done
 
