@@ -22,12 +22,14 @@ class EmulatedBoard:
     """``console=True``: this object is a terminal on the USB serial from the start (DTR set,
     as when `make monitor` is running), so every line the board prints is in ``lines``.
     ``console=False``: only what the board prints while a program has ``port`` open reaches
-    anyone (the USB serial's DTR follows the port), as with a real board."""
+    anyone (the USB serial's DTR follows the port), as with a real board.
+    ``on_frame(vns, frame)``: called (on the emulator's reader thread) with every Ethernet
+    frame the chip sends and the virtual time it left, e.g. to count forwarded datagrams."""
 
     def __init__(self, firmware, workdir=None, lan=None, name="board", ip="198.18.0.10",
                  uid="e661410403000001",
                  timing="realtime", console=True, echo=None, chip=None, flash_from=None,
-                 verbose=False):
+                 verbose=False, on_frame=None):
         self.firmware = firmware
         self.lan = lan
         self.name = name
@@ -36,6 +38,7 @@ class EmulatedBoard:
         self.timing = timing
         self.console = console
         self.echo = echo
+        self.on_frame = on_frame
         self.chip = chip or firmware.chip
         self.verbose = verbose
         self._tmp = None
@@ -55,6 +58,7 @@ class EmulatedBoard:
         self._cond = threading.Condition()
         self._status = None
         self._horizon = None
+        self._profile = None
         self.proc = None
         self.port = None
         self.tap = None
@@ -108,6 +112,8 @@ class EmulatedBoard:
     # -- the wire and the serial port -----------------------------------------------------------
     def _to_wire(self, vns, frame):
         self.frames_out += 1
+        if self.on_frame is not None:
+            self.on_frame(vns, frame)
         if self.tap is not None:
             self.tap.write(frame)
 
@@ -148,6 +154,8 @@ class EmulatedBoard:
                 self._status = ev
             elif kind == "horizon":
                 self._horizon = ev["vns"]
+            elif kind == "profile":
+                self._profile = ev["samples"]
             self._cond.notify_all()
 
     def _wait_event(self, pred, timeout, what):
@@ -216,6 +224,18 @@ class EmulatedBoard:
         self.proc.control("status")
         self._wait_event(lambda: self._status is not None, timeout, "no status from the emulator")
         return self._status
+
+    def profile_start(self, interval_ns=10_000):
+        """Sample the CPU's program counter every interval_ns of virtual time."""
+        self.proc.control("profile", on=True, interval_ns=int(interval_ns))
+
+    def profile_stop(self, timeout=30):
+        """Stop sampling: {pc: samples} since profile_start (pc 0: asleep in WFE/WFI)."""
+        with self._cond:
+            self._profile = None
+        self.proc.control("profile", on=False)
+        self._wait_event(lambda: self._profile is not None, timeout, "no profile from the emulator")
+        return {int(pc): n for pc, n in self._profile.items()}
 
     # -- virtual time -----------------------------------------------------------------------
     def run_until(self, vns, timeout=600):
