@@ -117,8 +117,8 @@ class EmulatedBoard:
         if self.tap is not None:
             self.tap.write(frame)
 
-    def _from_wire(self, frame):
-        self.proc.frame(frame)
+    def _from_wire(self, frame, seen_ns):
+        self.proc.frame(frame, seen_ns)
 
     def _dtr(self):
         return self.console or (self.port is not None and self.port.is_open)

@@ -13,13 +13,14 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MAIN_JS = HERE / "js" / "main.mjs"
 NODE_MODULES = HERE / "node_modules"
 
-ETH, SERIAL, CTRL, ETH_AT = 1, 2, 3, 4
+ETH, SERIAL, CTRL, ETH_AT, ETH_SEEN = 1, 2, 3, 4, 5
 ETH_OUT, SERIAL_OUT, EVENT = 0x81, 0x82, 0x83
 _HEAD = struct.Struct("<BI")
 _VNS = struct.Struct("<d")
@@ -70,8 +71,12 @@ class EmuProcess:
             except OSError:
                 self._closed = True
 
-    def frame(self, frame):
-        self._send(ETH, bytes(frame))
+    def frame(self, frame, seen_ns=None):
+        """A frame off the wire, read at time.monotonic_ns() seen_ns (default: now): the
+        board gets it at that time of its own clock, so bursts are not made by the emulator."""
+        if seen_ns is None:
+            seen_ns = time.monotonic_ns()
+        self._send(ETH_SEEN, _VNS.pack(float(seen_ns)) + bytes(frame))
 
     def frame_at(self, vns, frame):
         self._send(ETH_AT, _VNS.pack(vns) + bytes(frame))

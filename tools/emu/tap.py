@@ -8,6 +8,7 @@ import os
 import select
 import struct
 import threading
+import time
 
 CLONE_NEWNET = 0x40000000
 TUNSETIFF = 0x400454CA
@@ -54,7 +55,7 @@ def open_tap(name, netns):
 
 
 class Tap:
-    """Reads frames into ``on_frame(bytes)`` on a thread; ``write(frame)`` puts one on the wire
+    """Reads frames into ``on_frame(bytes, monotonic_ns)`` on a thread; ``write(frame)`` puts one on the wire
     (silently lost while the port is down, as on a pulled cable)."""
 
     def __init__(self, name, netns, on_frame):
@@ -75,12 +76,13 @@ class Tap:
                 if not ready:
                     continue
                 frame = os.read(self.fd, 2048)
+                seen = time.monotonic_ns()
             except BlockingIOError:
                 continue
             except OSError:
                 return  # closed
             if frame:
-                self._on_frame(frame)
+                self._on_frame(frame, seen)
 
     def write(self, frame):
         try:

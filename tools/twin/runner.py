@@ -238,6 +238,10 @@ class Board:
                     )
                 self._cond.wait(min(left, 0.2))
 
+    def cable(self, up):
+        """Pull (False) or plug back (True) the board's Ethernet cable on its LAN."""
+        self.host.lan.cable(self.host, up)
+
     def control(self, **kw):
         """Fault injection: update the control file the fakes read."""
         cur = json.loads(self.control_path.read_text() or "{}")

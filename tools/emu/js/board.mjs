@@ -154,6 +154,10 @@ export class Board {
         // Asleep (WFE/WFI) or stopped at a breakpoint (on a board without a debugger that is a
         // HardFault loop): time runs on, so the timers and the watchdog still fire.
         const next = clock.nextAlarm ? clock.nanosToNextAlarm : Infinity;
+        if (next <= 0) {
+          clock.tick(0); // an alarm due now (a frame just scheduled, say): fire it
+          continue;
+        }
         const dt = Math.min(next, limit - clock.nanos);
         if (dt <= 0) return true;
         clock.tick(dt);

@@ -15,7 +15,7 @@ import { FlashChip, patchBootrom } from './flash.mjs';
 import { Board } from './board.mjs';
 
 export const MSG = Object.freeze({
-  ETH: 1, SERIAL: 2, CTRL: 3, ETH_AT: 4, // host -> board
+  ETH: 1, SERIAL: 2, CTRL: 3, ETH_AT: 4, ETH_SEEN: 5, // host -> board
   ETH_OUT: 0x81, SERIAL_OUT: 0x82, EVENT: 0x83, // board -> host
 });
 
@@ -124,6 +124,9 @@ let horizon = 0; // virtual mode: how far the board may run
 let quitting = false;
 let horizonReported = true;
 const wallStart = performance.now();
+// CLOCK_MONOTONIC, as the host's time.monotonic_ns(): realtime mode maps it onto virtual time.
+const monoStart = process.hrtime.bigint();
+const monoNow = () => Number(process.hrtime.bigint() - monoStart);
 
 function status() {
   return {
@@ -172,8 +175,12 @@ link.on('data', (chunk) => {
     if (type === MSG.ETH) receive(new Uint8Array(payload));
     else if (type === MSG.SERIAL) board.usb.write(new Uint8Array(payload));
     else if (type === MSG.CTRL) control(JSON.parse(payload.toString()));
-    else if (type === MSG.ETH_AT) {
-      const vns = payload.readDoubleLE(0);
+    else if (type === MSG.ETH_AT || type === MSG.ETH_SEEN) {
+      // ETH_SEEN: a frame the host read off the wire at CLOCK_MONOTONIC time t; the board gets
+      // it at the same point of its own clock (later if its clock already passed it), so the
+      // spacing of frames survives the emulator running behind the wall clock.
+      let vns = payload.readDoubleLE(0);
+      if (type === MSG.ETH_SEEN) vns = Math.max(vns - Number(monoStart), board.now());
       const item = { vns, frame: new Uint8Array(payload.subarray(8)) };
       const last = schedule[schedule.length - 1];
       schedule.push(item);
@@ -211,7 +218,7 @@ function loop() {
   const t0 = performance.now();
   let reached = false;
   while (performance.now() - t0 < SLICE_MS) {
-    const limit = opt.timing === 'realtime' ? (performance.now() - wallStart) * 1e6 : horizon;
+    const limit = opt.timing === 'realtime' ? monoNow() : horizon;
     reached = board.run(limit, BATCH);
     if (board.unexpectedBreak !== null) {
       const core = board.mcu.core;

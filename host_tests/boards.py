@@ -1,0 +1,139 @@
+"""The boards the board tests run on, behind one interface, so that one set of assertions
+covers both:
+
+- ``twin``: the unmodified firmware under the MicroPython unix port with the board's
+  ``machine``/``network``/lwIP socket stand-ins (always available);
+- the emulated board, once per image named by ``MCAST_RELAY_FIRMWARE`` (the official
+  W5100S_EVB_PICO / W5500_EVB_PICO .uf2): the real firmware on rp2040js with the chip model,
+  the project put on its flash by the project's own deploy. Without an image these tests
+  skip, saying which variable to set (locally and in CI).
+
+``kind.start(lan, config, ...)`` returns a started board: ``wait_for``, ``output``, ``lines``,
+``send`` (the REPL), ``interrupt`` (Ctrl-C), ``cable(up)``, ``stop``; ``kind.update(board,
+files)`` puts files on its flash and restarts the firmware; ``kind.read(board, name)`` reads
+one back.
+"""
+
+import json
+
+import pytest
+
+from tools.twin.runner import Board, twin_config
+
+BOARD_IP = "198.18.0.10"
+
+
+def load_default_config():
+    from tools.twin import mpy
+
+    return json.loads((mpy.ROOT / "config.json").read_text())
+
+
+class TwinKind:
+    name = "twin"
+    emulated = False
+    # Seconds between datagrams a board keeps up with in real time: the emulated board runs
+    # slower than the chip (the emulator, not the firmware, sets this pace on the LAN).
+    pace = 0.005
+    slow = 1.0  # timeouts are multiplied by this
+
+    def config(self, base=None, ip=BOARD_IP, **relay):
+        relay.setdefault("watchdog_ms", 0)
+        relay.setdefault("stats_interval_s", 1)
+        return twin_config(base if base is not None else load_default_config(), ip, **relay)
+
+    def start(self, lan, cfg, name="board", ip=BOARD_IP, files=None, uid=None):
+        """A board on `lan` running `cfg` (already moved to `ip`: see config()); `files`:
+        {name: bytes} put on its flash after the config (e.g. a bad config.json)."""
+        host = lan.add_host(name, ip)
+        kw = {"uid": uid} if uid else {}
+        board = Board(host, cfg, repl=True, **kw)
+        for fname, data in (files or {}).items():
+            (board.dir / fname).write_bytes(data)
+        return board.start()
+
+    def update(self, board, files):
+        board.stop()
+        for fname, data in files.items():
+            (board.dir / fname).write_bytes(data)
+        board.start()
+
+    def read(self, board, fname):
+        path = board.dir / fname
+        return path.read_bytes() if path.exists() else None
+
+
+class EmulatedKind:
+    emulated = True
+    pace = 0.02
+    slow = 3.0
+
+    def __init__(self, image):
+        self.image = image
+        self.name = image.board
+
+    def config(self, base=None, ip=BOARD_IP, **relay):
+        return TwinKind.config(self, base, ip, **relay)
+
+    def start(self, lan, cfg, name="board", ip=BOARD_IP, files=None, uid=None):
+        from tools.emu import prepare
+        from tools.emu.board import EmulatedBoard
+
+        flash = prepare.flash_with(self.image, cfg, extra=files)
+        kw = {"uid": uid} if uid else {}
+        board = EmulatedBoard(self.image, lan=lan, name=name, ip=ip, flash_from=flash, **kw)
+        return board.start()
+
+    def update(self, board, files):
+        """As a user would: mpremote fs cp over the USB serial (which stops the relay with
+        Ctrl-C), then machine.reset(); the flash keeps everything."""
+        from tools import boardlink
+
+        argv = []
+        for fname, data in files.items():
+            local = board.dir / ("put-" + fname.replace("/", "_"))
+            local.write_bytes(data)
+            argv += ["fs", "cp", str(local), ":" + fname, "+"]
+        argv += ["exec", "import machine; machine.reset()"]
+        boardlink.mpremote(str(board.port.name), *argv, timeout=120, check=False)
+
+    def read(self, board, fname):
+        from tools import boardlink
+
+        p = boardlink.mpremote(str(board.port.name), "exec",
+                               "import os\ntry:\n print(open(%r).read())\nexcept OSError:\n "
+                               "print('<<missing>>')" % fname, timeout=60)
+        text = p.stdout.rstrip("\n")
+        return None if text == "<<missing>>" else text.encode()
+
+
+def kinds():
+    """pytest params: the twin, then one emulated board per configured image (or one skipped
+    param saying how to get them)."""
+    from tools.emu import firmware
+
+    params = [pytest.param(TwinKind(), id="twin")]
+    paths = firmware.configured()
+    if not paths:
+        params.append(pytest.param(None, id="emulated", marks=pytest.mark.skip(
+            reason="the emulated board needs the official firmware image: set %s=PATH.uf2 "
+                   "(make test FIRMWARE=PATH)" % firmware.ENV)))
+    for path in paths:
+        try:
+            image = firmware.identify(path)
+        except firmware.FirmwareError as e:
+            params.append(pytest.param(None, id="emulated-bad-image",
+                                       marks=pytest.mark.skip(reason=str(e))))
+            continue
+        params.append(pytest.param(EmulatedKind(image), id=image.board))
+    return params
+
+
+def no_traceback(board):
+    """The board's output has no traceback of ours (a KeyboardInterrupt at the REPL from a
+    Ctrl-C the test typed is not one)."""
+    out = board.output()
+    text = out.replace('Traceback (most recent call last):\n  File "<stdin>", line 1, in '
+                       '<module>\nKeyboardInterrupt: ', "")
+    assert "Traceback" not in text, out
+    return out
