@@ -62,6 +62,24 @@ class TwinKind:
         path = board.dir / fname
         return path.read_bytes() if path.exists() else None
 
+    def resets(self, board):
+        """The resets the board went through, as 'watchdog' / 'power-on'."""
+        return ["watchdog" if c == "WDT" else "power-on" for c in board.resets]
+
+    def wedge_chip(self, board):
+        """The chip stops completing commands until its next reset (SPI reads 0xFF and the
+        driver's send never returns)."""
+        import time
+
+        board.control(chip_hang=time.time())
+
+    def hear_own_address(self, board):
+        """Let a datagram whose source is the board's own address reach its socket: the
+        twin's Linux stack drops such 'martians' before the relay sees them; lwIP does not."""
+        board.host.run(["sysctl", "-q", "-w", "net.ipv4.conf.all.accept_local=1",
+                        "net.ipv4.conf.eth0.accept_local=1", "net.ipv4.conf.all.rp_filter=0",
+                        "net.ipv4.conf.eth0.rp_filter=0"], check=True)
+
 
 class EmulatedKind:
     emulated = True
@@ -86,7 +104,7 @@ class EmulatedKind:
 
     def update(self, board, files):
         """As a user would: mpremote fs cp over the USB serial (which stops the relay with
-        Ctrl-C), then machine.reset(); the flash keeps everything."""
+        Ctrl-C), then machine.reset() typed at the REPL; the flash keeps everything."""
         from tools import boardlink
 
         argv = []
@@ -94,8 +112,17 @@ class EmulatedKind:
             local = board.dir / ("put-" + fname.replace("/", "_"))
             local.write_bytes(data)
             argv += ["fs", "cp", str(local), ":" + fname, "+"]
-        argv += ["exec", "import machine; machine.reset()"]
-        boardlink.mpremote(str(board.port.name), *argv, timeout=120, check=False)
+        boardlink.mpremote(str(board.port.name), *argv[:-1], timeout=120)
+        board.send("\x03\x03import machine; machine.reset()\r\n")
+
+    def resets(self, board):
+        return list(board.resets)
+
+    def wedge_chip(self, board):
+        board.faults(stuckCommand=True, untilReset=True)
+
+    def hear_own_address(self, board):
+        pass
 
     def read(self, board, fname):
         from tools import boardlink

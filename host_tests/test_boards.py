@@ -161,3 +161,122 @@ def test_cable_pull_groups_relearned_and_forwarding_back(kind, lan, pcs, tmp_pat
         board.stop()
     assert got == data
     no_traceback(board)
+
+
+_SPOOF = r"""
+import socket, struct, sys, time
+src, dst, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+pace = float(sys.argv[5])
+def csum(b):
+    s = sum(struct.unpack("!10H", b))
+    s = (s >> 16) + (s & 0xffff)
+    return ~(s + (s >> 16)) & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for i in range(n):
+    data = b"own%d" % i
+    udp = struct.pack("!HHHH", 40000, port, 8 + len(data), 0) + data
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i, 0, 1, 17, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    s.sendto(ip + udp, (dst, 0))
+    time.sleep(pace)
+print(n)
+"""
+
+
+def test_datagrams_from_its_own_address_are_not_forwarded(kind, lan, pcs, tmp_path):
+    """A datagram whose source is the board's own address is a loop (another relay sent our
+    output back, or a bridge looped it): dropped and counted as `own`."""
+    import sys
+
+    pc1, pc2 = pcs
+    board = up(kind, lan)
+    try:
+        kind.hear_own_address(board)
+        rec = Recorder(pc2, G_OUT, PORT)
+        res = pc1.run([sys.executable, "-c", _SPOOF, BOARD_IP, G_IN, str(PORT), "20",
+                       str(kind.pace)],
+                      capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        ours = [b"pc%d" % i for i in range(20)]
+        send_payloads(pc1, G_IN, PORT, ours, tmp_path, interval=kind.pace)
+        got = [d for _, d in rec.wait()]
+        board.wait_for("own 20", 10 * kind.slow)
+    finally:
+        board.stop()
+    assert got == ours
+
+
+def test_wedged_chip_ends_in_a_watchdog_reset_and_forwarding_comes_back(kind, lan, pcs,
+                                                                        tmp_path):
+    pc1, pc2 = pcs
+    board = up(kind, lan, watchdog_ms=2000)
+    try:
+        n = len(board.lines)
+        kind.wedge_chip(board)
+        # traffic makes the relay send: the send that never completes starves the watchdog
+        send_payloads(pc1, G_IN, PORT, [b"x%d" % i for i in range(100)], tmp_path,
+                      interval=kind.pace)
+        board.wait_for("| IP ", 40 * kind.slow, start=n)  # it booted again
+        rec = Recorder(pc2, G_OUT, PORT)
+        data = [b"back%d" % i for i in range(20)]
+        send_payloads(pc1, G_IN, PORT, data, tmp_path, interval=kind.pace)
+        got = [d for _, d in rec.wait() if d.startswith(b"back")]
+    finally:
+        board.stop()
+    assert got == data
+    assert kind.resets(board) == ["watchdog"], board.output()
+
+
+def test_safe_boot_file_keeps_the_relay_off_and_the_repl_free(kind, lan, pcs):
+    board = kind.start(lan, kind.config(watchdog_ms=2000), files={"safe_boot": b""})
+    try:
+        lan.query()
+        ask(board, kind, "print('REPL', 1 + 1)", "REPL 2")
+        assert not lan.wait_mdb(("board", G_IN), present=True, timeout=1.5)
+        line = ask(board, kind, "print('SAFE', board.safe)", "SAFE ")
+    finally:
+        board.stop()
+    no_traceback(board)
+    assert "SAFE True" in line
+    assert "| IP " not in board.output()
+
+
+def test_a_bad_new_config_runs_the_last_good_one(kind, lan, pcs, tmp_path):
+    pc1, pc2 = pcs
+    cfg = kind.config()
+    board = up(kind, lan, cfg)
+    try:
+        bad = json.loads(json.dumps(cfg))
+        bad["routes"][0]["to"] = "10.1.2.3:50000"
+        n = len(board.lines)
+        kind.update(board, {"config.json": json.dumps(bad).encode()})
+        board.wait_for("| IP ", 40 * kind.slow, start=n)
+        rec = Recorder(pc2, G_OUT, PORT)
+        data = [b"good%d" % i for i in range(20)]
+        send_payloads(pc1, G_IN, PORT, data, tmp_path, interval=kind.pace)
+        got = [d for _, d in rec.wait()]
+        last = kind.read(board, "config.last.json")
+    finally:
+        board.stop()
+    assert got == data
+    assert json.loads(last)["routes"][0]["to"] == "224.0.10.2:50000"
+
+
+def test_discovery_lists_the_board(kind, lan, pcs):
+    import sys
+
+    from tools.twin import mpy
+
+    pc1, _ = pcs
+    board = up(kind, lan)
+    try:
+        res = pc1.run([sys.executable, "-m", "tools", "discover", "--iface", SENDER_IP,
+                       "--timeout", str(3 * kind.slow), "--json"],
+                      capture_output=True, text=True, cwd=mpy.ROOT)
+    finally:
+        board.stop()
+    assert res.returncode == 0, res.stdout + res.stderr
+    replies = json.loads(res.stdout)
+    assert [r["ip"] for r in replies] == [BOARD_IP], res.stdout
+    assert replies[0]["routes"][0]["from"] == "224.0.10.1:50000"

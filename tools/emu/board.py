@@ -183,8 +183,6 @@ class EmulatedBoard:
                 for line in self.lines[start:]:
                     if text in line:
                         return line
-                if text in self._partial and start <= len(self.lines):
-                    return self._partial
                 left = end - time.monotonic()
                 if left <= 0 or not self.proc.alive():
                     raise TimeoutError("emulated board never printed %r; output:\n%s" % (

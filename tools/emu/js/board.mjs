@@ -99,6 +99,10 @@ export class Board {
     if (scratch && (cause === 'watchdog' || cause === 'soft')) watchdog.scratchData.set(scratch);
     watchdog.onWatchdogTrigger = () => {
       this.resetRequest = watchdog.reason === REASON_FORCE ? 'soft' : 'watchdog';
+      // The chip resets now: stop the counter, or rp2040js re-arms its alarm at the same
+      // instant (a decrementing timer at 0 wraps to a period of 0) and never returns.
+      watchdog.alarm.enable = false;
+      watchdog.timer.enable = false;
     };
     mcu.onBreak = (code) => {
       const stall = this.flashChip.onBreak(code, mcu);

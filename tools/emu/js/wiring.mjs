@@ -8,7 +8,9 @@ const FUNC_SPI = 1;
 export const BOARD_PINS = Object.freeze({ spi: 0, sck: 18, mosi: 19, miso: 16, cs: 17, rst: 20, intn: 21 });
 
 export class ChipWiring {
-  /** faults: {absent, heldInReset, misoStuckHigh} (chip-level faults live on the chip). */
+  /** faults: {absent, heldInReset, misoStuckHigh} on the wires; {stuckCommand} lives on the
+   *  chip, and with {untilReset} it is a wedge that the next RST pulse clears (a chip upset by
+   *  a glitch), else a defect that stays. */
   constructor(rp2040, chip, faults = {}) {
     this.rp2040 = rp2040;
     this.chip = chip;
@@ -63,6 +65,10 @@ export class ChipWiring {
 
   onResetPin(low) {
     this.resetLow = low;
+    if (low && this.faults.untilReset && this.chip) {
+      this.chip.faults.stuckCommand = false;
+      this.faults = { ...this.faults, stuckCommand: false, untilReset: false };
+    }
     this.applyReset();
   }
 
