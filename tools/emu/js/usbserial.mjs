@@ -8,8 +8,11 @@
 //    TinyUSB and MicroPython use SOF interrupts, e.g. to flush what was printed before the
 //    port was opened once DTR comes.
 //  - DTR follows whether a program on the host has the port open (a closed port drops DTR),
-//    since MicroPython only waits for the host while DTR is set and otherwise overwrites its
-//    transmit FIFO: what a board prints before the port is opened is mostly lost, as on a board.
+//    and, like Linux's cdc_acm, the host only reads the board's IN endpoint while the port is
+//    open: until then an IN transfer waits (NAK). MicroPython only waits for the host while
+//    DTR is set and otherwise overwrites its transmit FIFO, so what a board prints before the
+//    port is opened is mostly lost, as on a board (the first packet and the FIFO's last bytes
+//    come through when it is opened).
 import { USBCDC } from 'rp2040js';
 
 const CDC_DTR = 1;
@@ -18,6 +21,8 @@ const PENDING_MAX = 1 << 20;
 const SOF_RD = 0x48;
 const INTR_DEV_SOF = 1 << 17; // cleared by reading SOF_RD (RP2040 datasheet 4.1.4)
 const FRAME_NS = 1e6;
+const EP0_IN_BUFFER_CONTROL = 0x80; // DPRAM: endpoint n IN at 0x80 + 8n, OUT at 0x84 + 8n
+const BUF_AVAILABLE = 1 << 10;
 
 export class USBSerial {
   constructor(usbCtrl, { clock, onData, dtr }) {
@@ -45,6 +50,18 @@ export class USBSerial {
       usbCtrl.checkInterrupts();
       this.sof.schedule(FRAME_NS);
     });
+    this.heldIn = []; // IN buffers the board offered while the host was not reading
+    const dpramUpdated = usbCtrl.DPRAMUpdated.bind(usbCtrl);
+    this.dpramUpdated = dpramUpdated;
+    usbCtrl.DPRAMUpdated = (offset, value) => {
+      const ep = this.cdc.inEndpoint;
+      if (!this.dtr && ep > 0 && offset === EP0_IN_BUFFER_CONTROL + 8 * ep
+          && value & BUF_AVAILABLE) {
+        this.heldIn.push(offset);
+        return;
+      }
+      dpramUpdated(offset, value);
+    };
     const readRegister = usbCtrl.readUint32.bind(usbCtrl);
     usbCtrl.readUint32 = (offset) => {
       const value = readRegister(offset);
@@ -91,6 +108,13 @@ export class USBSerial {
   setDTR(on) {
     this.dtr = on;
     this.applyLineState();
+    if (on) {
+      // The host reads again: the IN transfers that waited go now.
+      const held = this.heldIn.splice(0);
+      for (const offset of held) {
+        this.dpramUpdated(offset, this.usb.rp2040.usbDPRAMView.getUint32(offset, true));
+      }
+    }
   }
 
   applyLineState() {
