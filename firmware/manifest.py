@@ -1,6 +1,4 @@
-# Freeze mcast-relay's lib/ into a custom MicroPython build (see README.md here).
-#   cd micropython/ports/rp2
-#   make BOARD=W5100S_EVB_PICO FROZEN_MANIFEST=/path/to/mcast-relay/firmware/manifest.py
+# mcast-relay's lib/ as frozen modules, in MicroPython's manifest format (see README.md here).
 # Relative paths in a manifest are resolved from this file's folder.
 import os  # noqa: F401  (the manifest runs as Python inside MicroPython's build)
 

@@ -22,7 +22,8 @@ def tools(*argv, **kw):
 # -- the command line ----------------------------------------------------------------------
 def test_help_lists_every_command():
     out = tools("--help").stdout
-    for name in ("sim", "check", "deploy", "monitor", "selftest", "send", "listen", "probe"):
+    for name in ("sim", "emu", "check", "deploy", "monitor", "selftest", "send", "listen",
+                 "probe"):
         assert name in out
     for name in cli.COMMANDS:  # each registered module builds its parser
         assert tools(name, "--help").returncode == 0, name
@@ -284,7 +285,8 @@ def test_docs_cover_every_command_and_option():
     doc = (REPO / "docs" / "tools.md").read_text()
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for name in ("sim", "check", "deploy", "monitor", "selftest", "send", "listen", "probe"):
+    for name in ("sim", "emu", "check", "deploy", "monitor", "selftest", "send", "listen",
+                 "probe"):
         assert "python -m tools %s" % name in doc, name
         for action in sub.choices[name]._actions:
             for opt in action.option_strings:
