@@ -62,22 +62,24 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def machine() -> dict:
-    cpu = "unknown"
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return "unknown"
+
+
+def machine() -> dict:
     import os
     import platform
 
     return {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "nproc": os.cpu_count(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "kernel": platform.release(),
         "micropython": procs.micropython_version(),
         "python": platform.python_version(),

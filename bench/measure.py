@@ -278,33 +278,40 @@ def trial(snd: traffic.Sender, rate: float, seconds: float) -> dict:
             "loss": loss, "rcvbuf_errors": c1["RcvbufErrors"] - c0["RcvbufErrors"]}
 
 
-def _search(s: Settings):
-    """The rate search as a generator: yields (rate, seconds), is sent (passed,
-    sender_limited), returns (loss-free rate, first failing rate, sender_limited)."""
+def rate_search(start_rate: float, factor: float, explore, confirm, bisect_steps: int):
+    """The rate search as a generator: yields (rate, trial length: `explore` while
+    multiplying, `confirm` after), is sent (passed, sender_limited), returns (loss-free
+    rate, first failing rate, sender_limited). The host's trials are seconds long, the
+    emulated board's (bench/emu.py) a number of datagrams."""
     good, bad, limited = 0.0, None, False
-    r = s.start_rate
+    r = start_rate
     while r < 1e7:  # 1: multiply until a trial fails
-        passed, lim = yield r, s.explore_s
+        passed, lim = yield r, explore
         if passed:
             good = r
-            r *= s.factor
+            r *= factor
             continue
         bad, limited = r, lim  # limited: the sender, not the relay, fell short at `bad`
         break
     while good:  # 2: the last good rate must hold at full length
-        passed, lim = yield good, s.confirm_s
+        passed, lim = yield good, confirm
         if passed:
             break
         bad, limited = good, lim
-        good = good / s.factor if good / s.factor >= s.start_rate / 8 else 0.0
-    for _ in range(s.bisect_steps if good and bad else 0):  # 3: bisect
+        good = good / factor if good / factor >= start_rate / 8 else 0.0
+    for _ in range(bisect_steps if good and bad else 0):  # 3: bisect
         mid = (good + bad) / 2
-        passed, lim = yield mid, s.confirm_s
+        passed, lim = yield mid, confirm
         if passed:
             good = mid
         else:
             bad, limited = mid, lim
     return good, bad, limited
+
+
+def _search(s: Settings):
+    return (yield from rate_search(s.start_rate, s.factor, s.explore_s, s.confirm_s,
+                                   s.bisect_steps))
 
 
 def rates(fleet: Fleet, s: Settings, log=print) -> dict[str, dict]:

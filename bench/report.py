@@ -424,9 +424,19 @@ def plot(res: dict, path: Path) -> str | None:
     return None
 
 
+# The emulated board's section (bench/emu.py writes it) ends bench.md: kept as it is.
+BOARD_SECTION = "## On the emulated board"
+
+
 def write(res: dict, out: Path, log=print) -> None:
     out = Path(out)
-    (out / "bench.md").write_text(markdown(res))
+    path = out / "bench.md"
+    tail = ""
+    if path.exists():
+        old = path.read_text()
+        at = old.find("\n" + BOARD_SECTION + "\n")
+        tail = old[at:] if at >= 0 else ""
+    path.write_text(markdown(res).rstrip("\n") + "\n" + tail)
     why = plot(res, out / "bench.png")
     if why:
         log("SKIP plot: " + why)
