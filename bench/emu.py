@@ -74,6 +74,8 @@ THRESHOLD_STEPS = 3  # bisections between the last flood point above half and th
 REF_FLOOD = 3000.0  # board-facts.md: 3,000/s of 200 B for 2 s stopped every loop
 PROBE_RATE, PROBE_N = 50.0, 25  # the burst after a flood: 0.5 s at 50/s
 PROFILE_S, PROFILE_NS = 2.0, 10_000  # profile: 2 s of traffic, a PC sample every 10 us
+MIN_SAMPLES = 20  # bench-board.json: functions with fewer samples are summed into one row
+OTHER = "(other functions, each < %d samples)" % MIN_SAMPLES
 TOP = 25
 
 CONTENDERS = {
@@ -737,7 +739,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     jpath = out / "bench-board.json"
     if args.render:
-        emu_report.write(json.loads(jpath.read_text()), out)
+        res = compact(json.loads(jpath.read_text()))
+        jpath.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+        emu_report.write(res, out)
         return 0
     paths = [Path(p) for x in args.firmware for p in x.split(os.pathsep) if p] or \
         fwmod.configured()
@@ -770,10 +774,31 @@ def main(argv=None) -> int:
         res["runs"][fw.board] = r
     res["wall_s"] = time.monotonic() - w_all
     res["environment"]["load_end"] = Path("/proc/loadavg").read_text().split()[:3]
-    jpath.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+    jpath.write_text(json.dumps(compact(res), indent=1, sort_keys=True) + "\n")
     emu_report.write(res, out)
     log("bench-board: wrote %s and %s (%.0f s)" % (jpath, out / "bench.md", res["wall_s"]))
     return 0
+
+
+def compact(res: dict) -> dict:
+    """What bench-board.json keeps: the emulator's speed per board as sorted values (forwarding
+    windows only), and functions with fewer than MIN_SAMPLES samples folded into one row."""
+    for run in res["runs"].values():
+        for per in run["contenders"].values():
+            for r in per.values():
+                if "speeds" in r:
+                    r["speed_values"] = sorted(round(x["speed"], 3) for x in r.pop("speeds")
+                                               if x["kind"] in ("trial", "flood"))
+        for which in ("profile", "profile_low"):
+            for p in run.get(which, {}).values():
+                p.pop("speeds", None)
+                p.setdefault("poll_samples", sum(n for f, n in p["functions"].items()
+                                                 if "poll" in f or "ioctl" in f))
+                small = [f for f, n in p["functions"].items() if n < MIN_SAMPLES]
+                if small:
+                    rest = sum(p["functions"].pop(f) for f in small)
+                    p["functions"][OTHER] = p["functions"].get(OTHER, 0) + rest
+    return res
 
 
 def rerun_command(args, fw, elf) -> str:

@@ -37,8 +37,8 @@ def _rate(run: dict, key: str, spi, size: str):
 
 def _speed(run: dict) -> tuple[float, float, float] | None:
     """(min, median, max) virtual/wall over the forwarding trials of every board."""
-    v = sorted(s["speed"] for per in run["contenders"].values() for r in per.values()
-               for s in r.get("speeds", []) if s["kind"] in ("trial", "flood"))
+    v = sorted(x for per in run["contenders"].values() for r in per.values()
+               for x in r.get("speed_values", []))
     return (v[0], v[len(v) // 2], v[-1]) if v else None
 
 
@@ -184,12 +184,11 @@ def _profile(run: dict, which: str = "profile") -> list[str]:
     for f in diff:
         a, c = share["relay"].get(f, 0.0), share["bare"].get(f, 0.0)
         out.append("| `%s` | %+.1f | %.1f | %.1f |" % (f, a - c, a, c))
-    poll = [f for f in set(share["relay"]) | set(share["bare"]) if "poll" in f or "ioctl" in f]
-    if poll:
+    if "poll_samples" in r:
         out += ["", "`select.poll` and the driver's polling (every function named *poll* or "
                 "*ioctl*): relay %.1f %%, bare %.1f %%." % (
-                    sum(share["relay"].get(f, 0) for f in poll),
-                    sum(share["bare"].get(f, 0) for f in poll))]
+                    100.0 * r["poll_samples"] / r["samples"],
+                    100.0 * b["poll_samples"] / b["samples"])]
     if main:
         btop = sorted(b["functions"], key=lambda f: -b["functions"][f])[:25]
         out += ["", "<details><summary>The bare loop's top 25</summary>", "",
