@@ -155,7 +155,7 @@ def relay_config(routes_file):
     return cfg
 
 
-def make_relay(routes_file, own_ip, hook=None):
+def make_relay(routes_file, own_ip, wdt=None):
     import relay as relay_mod
 
     cfg = relay_config(routes_file)
@@ -163,10 +163,7 @@ def make_relay(routes_file, own_ip, hook=None):
     def log(line):
         print(line)
 
-    cls = relay_mod.Relay
-    if hook is not None:
-        cls = hook(cls)
-    r = cls(cfg, nic=StandInNic(own_ip), log=log)
+    r = relay_mod.Relay(cfg, nic=StandInNic(own_ip), log=log, wdt=wdt)
     r.open()
     for rt in r.routes:
         bench_queue(rt.sock)
@@ -233,47 +230,56 @@ def heap_bare(group, port, out_group, out_port, n):
     heap_report(before, after, n)
 
 
+class HeapWatch:
+    """A stand-in watchdog: Relay.run() feeds it on every 100 ms tick (outside
+    the per-datagram path), so it notes (forwarded so far, heap in use) there,
+    in preallocated lists (it allocates nothing itself), and stops the relay
+    once n datagrams are through."""
+
+    def __init__(self, n, size=4096):
+        import relay as relay_mod
+
+        self.n = n
+        self.relay = None
+        self.tx_index = relay_mod.COUNTERS.index("tx")
+        self.tx = [0] * size
+        self.mem = [0] * size
+        self.at = 0
+
+    def feed(self):
+        tx = 0
+        for rt in self.relay.routes:
+            tx += rt.totals[self.tx_index]
+        i = self.at
+        if i < len(self.tx):
+            self.tx[i] = tx
+            self.mem[i] = gc.mem_alloc()
+            self.at = i + 1
+        if tx >= self.n:
+            self.relay.stop()
+
+
 def heap_ours(routes_file, own_ip, n):
-    """Relay.run() unchanged; a housekeeping hook (every 100 ms tick, outside
-    the per-datagram path) notes (forwarded, mem_alloc) and stops the relay
-    once n datagrams are through. The window starts at the first tick that saw
-    traffic, so the allow-list cache and first-tick stats line are outside."""
-    n = int(n)
-    size = 4096  # ticks: preallocated, the hook itself allocates nothing
-    mark_tx = [0] * size
-    mark_mem = [0] * size
-    at = [0]
-
-    def hook(base):
-        class Measured(base):
-            def _housekeeping(self, now, elapsed):
-                base._housekeeping(self, now, elapsed)
-                tx = 0
-                for rt in self.routes:
-                    tx += rt.total[1]
-                i = at[0]
-                if i < size:
-                    mark_tx[i] = tx
-                    mark_mem[i] = gc.mem_alloc()
-                    at[0] = i + 1
-                if tx >= n:
-                    self._running = False
-
-        return Measured
-
-    r = make_relay(routes_file, own_ip, hook)
+    """Relay.run() unchanged, a HeapWatch as its watchdog. The window starts at
+    the tick after the first that saw traffic, so the allow-list cache and the
+    first tick's stats line (and its gc.collect(), after the watchdog's feed)
+    are outside."""
+    watch = HeapWatch(int(n))
+    r = make_relay(routes_file, own_ip, wdt=watch)
+    watch.relay = r
     gc.collect()
     gc.disable()
     ready()
     r.run()
-    k = at[0]
+    k = watch.at
     first = 0
-    while first < k and mark_tx[first] == 0:
+    while first < k and watch.tx[first] == 0:
         first += 1
+    first += 1
     last = k - 1
-    idle = [mark_mem[i + 1] - mark_mem[i] for i in range(first, last)
-            if mark_tx[i + 1] == mark_tx[i]]
-    say("HEAP %d %d" % (mark_mem[last] - mark_mem[first], mark_tx[last] - mark_tx[first]))
+    idle = [watch.mem[i + 1] - watch.mem[i] for i in range(first, last)
+            if watch.tx[i + 1] == watch.tx[i]]
+    say("HEAP %d %d" % (watch.mem[last] - watch.mem[first], watch.tx[last] - watch.tx[first]))
     say("TICKS %d idle %s" % (last - first, idle))
 
 

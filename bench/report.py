@@ -314,9 +314,10 @@ def markdown(res: dict) -> str:
             _f(s["n1"]), _f(s["n2"])),
         "",
         "**Heap bytes per forwarded datagram**: `gc.disable()`, then `gc.mem_alloc()` before "
-        "and after %s lockstep datagrams. Ours runs `Relay.run()` unchanged; a subclass "
-        "hook on the 100 ms housekeeping tick (outside the per-datagram path; it allocates "
-        "nothing) notes forwarded count and `mem_alloc()`, and the window runs from the "
+        "and after %s lockstep datagrams. Ours runs `Relay.run()` unchanged with a stand-in "
+        "watchdog, which the relay feeds on its 100 ms tick (outside the per-datagram path; "
+        "it allocates nothing): it notes forwarded count and `mem_alloc()` and stops the "
+        "relay once all are through; the window runs from the "
         "first tick that saw traffic to the last. `recvfrom` alone: a loop that only calls "
         "`recvfrom`." % _f(s["heap_n"]),
         "",

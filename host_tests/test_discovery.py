@@ -118,6 +118,26 @@ print(json.dumps(res))
     assert r30["more"] > 0
 
 
+def test_reply_at_any_limit_is_valid_json_never_cut():
+    # below what even {"mcrelay","id","more"} needs, fields go rather than the JSON being cut
+    out = mpy_json("""
+import json, discovery as d
+st = {'uptime_s': 1, 'link_flaps': 0, 'routes': [{'from': '224.0.10.1:50000',
+      'to': '224.0.10.2:50000', 'rx': 1, 'tx': 1, 'bytes': 1}] * 3}
+info = {'id': 'e661410403000001', 'version': '0.1.0', 'ip': '198.18.0.11'}
+print(json.dumps([d.build_reply(info, st, 'n', limit).decode() for limit in range(0, 200)]))
+""")
+    for limit, text in enumerate(out):
+        assert len(text) <= limit, limit
+        if limit < len('{"mcrelay":1}'):
+            assert text == "", limit  # nothing valid fits: nothing is sent
+            continue
+        r = json.loads(text)  # valid at every size
+        assert r["mcrelay"] == 1, limit
+        if limit >= len('{"mcrelay":1,"id":"e661410403000001"}'):
+            assert r["id"] == "e661410403000001", limit
+
+
 def test_parse_query():
     out = mpy_json("""
 import json, discovery as d
@@ -156,16 +176,21 @@ class Sock:
     def setsockopt(self, level, opt, val):
         self.opts.append((opt == mcast.IP_ADD and 'join' or 'leave', bytes(val)))
 
-class R(discovery.Responder):
-    def _ready(self):
-        return bool(self.sock.inbox)
+class Nic:
+    def ip(self):
+        return '198.18.0.11'
 
-rel = relay.Relay(CFG)
-rel.iface = '198.18.0.11'
-rel.own_ip = '198.18.0.11'
+resp = discovery.Responder(CFG['discovery'])
+rel = relay.Relay(CFG, Nic(), responder=resp)
 sock = Sock()
-resp = R(rel, sock)
+resp.join(sock, '198.18.0.11')
 ASKER = ('198.18.0.20', 40000)
+
+def ask(*queries):
+    # the relay hands the responder its socket once per datagram waiting on it
+    sock.inbox = list(queries)
+    while sock.inbox:
+        resp.handle(sock, rel)
 """
 
 
@@ -175,18 +200,15 @@ def responder_json(body, rate=5):
 
 def test_responder_joins_answers_by_unicast_and_counts():
     out = responder_json("""
-c = rel.routes[0].hot
-c[0] += 10; c[1] += 9; c[2] += 900; c[6] += 1   # rx, tx, bytes, rate drop
-sock.inbox = [(b'MCRELAY?q1', ASKER), (b'hello', ASKER), (b'MCRELAY?q2', ('198.18.0.21', 5)),
-              (b'MCRELAY?', ('224.0.10.9', 5)), (b'MCRELAY?', ('198.18.0.22', 0))]
-for _ in range(6):
-    resp.handle()   # the sixth finds nothing waiting and returns at once
-print(json.dumps({'opts': [[k, list(v)] for k, v in sock.opts], 'left': len(sock.inbox),
+rt = rel.routes[0]
+rt.rx += 10; rt.tx += 9; rt.bytes += 900; rt.rate += 1   # counted by the loop
+ask((b'MCRELAY?q1', ASKER), (b'hello', ASKER), (b'MCRELAY?q2', ('198.18.0.21', 5)),
+    (b'MCRELAY?', ('224.0.10.9', 5)), (b'MCRELAY?', ('198.18.0.22', 0)))
+print(json.dumps({'opts': [[k, list(v)] for k, v in sock.opts],
                   'sent': [[json.loads(d), a] for d, a in sock.sent],
                   'counters': resp.counters(), 'line': rel.stats_line()}))
 """)
     assert out["opts"] == [["join", [239, 255, 10, 1, 198, 18, 0, 11]]]
-    assert out["left"] == 0
     (r1, a1), (r2, a2) = out["sent"]
     assert a1 == ["198.18.0.20", 40000] and r1["nonce"] == "q1"
     assert a2 == ["198.18.0.21", 5] and r2["nonce"] == "q2"
@@ -203,8 +225,7 @@ def test_responder_answers_raw_sockaddr_addresses_as_given():
     # the unix port's recvfrom gives raw sockaddr bytes: the reply goes back to exactly that
     out = responder_json("""
 raw = mcast.sockaddr('198.18.0.20', 40001)
-sock.inbox = [(b'MCRELAY?r', raw)]
-resp.handle()
+ask((b'MCRELAY?r', raw))
 d, a = sock.sent[0]
 print(json.dumps({'same': a == raw, 'ip': mcast.addr_ip(a), 'port': mcast.addr_port(a)}))
 """)
@@ -214,21 +235,14 @@ print(json.dumps({'same': a == raw, 'ip': mcast.addr_ip(a), 'port': mcast.addr_p
 def test_responder_rate_limit_burst_then_refill():
     out = responder_json("""
 res = {}
-sock.inbox = [(b'MCRELAY?', ASKER)] * 500
-for _ in range(500):
-    resp.handle()
+ask(*[(b'MCRELAY?', ASKER)] * 500)
 res['burst'] = resp.counters()
-t = time.ticks_ms()
-for i in range(1, 11):             # one second of 100 ms ticks
-    resp.tick(time.ticks_add(t, 100 * i))
-sock.inbox = [(b'MCRELAY?', ASKER)] * 50
-for _ in range(50):
-    resp.handle()
+for i in range(10):             # one second of 100 ms ticks
+    resp.tick(100)
+ask(*[(b'MCRELAY?', ASKER)] * 50)
 res['after_1s'] = resp.counters()
-resp.tick(time.ticks_add(t, 100 * 10 + 60000))  # a long pause: the bucket stays at its size
-sock.inbox = [(b'MCRELAY?', ASKER)] * 50
-for _ in range(50):
-    resp.handle()
+resp.tick(60000)  # a long pause: the bucket stays at its size
+ask(*[(b'MCRELAY?', ASKER)] * 50)
 res['after_pause'] = resp.counters()
 res['sizes'] = [len(d) for d, a in sock.sent]
 print(json.dumps(res))
@@ -244,26 +258,26 @@ def test_responder_fractional_refill_keeps_the_rate():
     # 3 replies/s refilled every 100 ms must give 3 per second, not 0 (0.3 per tick)
     out = responder_json("""
 resp.tokens = 0
-t = time.ticks_ms()
-for i in range(1, 101):          # ten seconds of ticks, 10 queries per tick
-    resp.tick(time.ticks_add(t, 100 * i))
-    sock.inbox = [(b'MCRELAY?', ASKER)] * 10
-    for _ in range(10):
-        resp.handle()
+for i in range(100):          # ten seconds of ticks, 10 queries per tick
+    resp.tick(100)
+    ask(*[(b'MCRELAY?', ASKER)] * 10)
 print(json.dumps(resp.counters()))
 """, rate=3)
     assert 29 <= out["replies"] <= 31
 
 
-def test_responder_rejoin_and_close():
+def test_responder_rejoin_and_leave():
     out = responder_json("""
-resp.rejoin(False)
-resp.rejoin(True)
-resp.close()
-resp.close()
-print(json.dumps([k for k, v in sock.opts]))
+resp.rejoin(sock, '198.18.0.11', False)
+resp.rejoin(sock, '198.18.0.12', True)
+resp.leave(sock)
+resp.leave(sock)
+print(json.dumps([[k, list(v)[4:]] for k, v in sock.opts]))
 """)
-    assert out == ["join", "leave", "join", "join", "leave"]
+    # joined at start, left and joined on a rejoin, joined afresh on the new address, left once
+    assert out == [["join", [198, 18, 0, 11]], ["leave", [198, 18, 0, 11]],
+                   ["join", [198, 18, 0, 11]], ["join", [198, 18, 0, 12]],
+                   ["leave", [198, 18, 0, 12]]]
 
 
 def test_device_code_compiles_with_mpy_cross(tmp_path):
