@@ -34,7 +34,7 @@ _SRC = const(2)  # a source's verdict: not in the allow-list
 
 _TICK_MS = const(100)
 _POLLIN = const(1)
-_QUERIES_PER_TICK = const(4)  # discovery queries answered per tick at most
+_QUERIES_PER_TICK = const(16)  # discovery queries handled per tick at most (replies_per_s <= 100)
 _CACHE_MAX = const(64)  # source verdicts kept per route (a LAN has a few senders)
 # After the link returns the groups are announced at once, then again after
 # each of these (ms): a report that was lost, or sent while the switch port was
@@ -402,7 +402,7 @@ class Relay:
 
     def _answer(self, elapsed):
         """Hand the discovery responder each query waiting on the transmit
-        socket (a few at most per tick: a flood of queries waits in the
+        socket (at most _QUERIES_PER_TICK: a flood of queries waits in the
         socket's queue, and overflows there, not here)."""
         self.responder.tick(elapsed)
         for _ in range(_QUERIES_PER_TICK):
