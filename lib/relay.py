@@ -332,7 +332,7 @@ class Relay:
         _len = len
         sendto = self.tx.sendto
         # What the loop needs of each route, as locals: unpacking one tuple
-        # costs MicroPython less than three attribute loads (docs/bench.md).
+        # costs MicroPython less than three attribute loads (docs/architecture.md).
         hot = {}
         for r in self.routes:
             r.forget(self.own_ip)
