@@ -207,7 +207,6 @@ class Relay:
         self._readdress = False  # the address changed: _pump returns, run() enters it again
         self._deadline = None  # ticks_ms at which run(duration_ms) ends
         self._poll = None  # the receive sockets
-        self._by_sock = {}  # receive socket -> its Route
         self._queries = None  # the transmit socket, when discovery queries come to it
         self._next_link = 0  # ticks_ms deadlines, set when run() starts
         self._next_stats = 0
@@ -241,7 +240,6 @@ class Relay:
         p = select.poll()
         for r in self.routes:
             p.register(r.sock, _POLLIN)
-            self._by_sock[r.sock] = r
         self._poll = p
         if self.responder is not None:
             # Queries are answered at the tick, not between datagrams: the
@@ -266,7 +264,6 @@ class Relay:
             self.tx.close()
             self.tx = None
         self._poll = None
-        self._by_sock = {}
         self._queries = None
 
     def rejoin(self, fresh=False):
