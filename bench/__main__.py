@@ -16,9 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tools.twin import mpy
+
 from . import measure, ns, procs, report, traffic
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = mpy.ROOT
 # lib/relay.py before the hot-path change (5402cdf): full mode measures it beside ours.
 BEFORE_REV = "71fc4fd"
 

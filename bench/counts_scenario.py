@@ -1,7 +1,7 @@
-# MicroPython: a scripted run of Relay._pump with stand-in sockets, printing
-# the counters and what was sent as JSON. host_tests/test_bench.py compares the
-# result with the counters the loop gave before the benchmark's hot-path change
-# (lib/relay.py at 71fc4fd): the change must count, guard and cap identically.
+# MicroPython: Relay.run() on stand-in sockets, printing the counters and what
+# was sent as JSON. host_tests/test_bench.py compares the result with the
+# counters the loop gave before the benchmark's hot-path change (lib/relay.py
+# at 71fc4fd): every version of the loop must count, guard and cap identically.
 #
 #   MICROPYPATH=lib:.frozen micropython bench/counts_scenario.py
 #
@@ -9,12 +9,16 @@
 # matter), one without either; datagrams that are fine, empty, too big, from the
 # board's own address, from outside the allow-list, receive errors and two send
 # errors, with the addresses as lwIP gives them (tuples) and as the unix port
-# gives them (raw sockaddr bytes).
+# gives them (raw sockaddr bytes). The relay is driven as the board drives it
+# (Relay(cfg, nic).run()); only the socket layer is a stand-in: mcast's
+# open_rx/open_tx and relay's select.
 import json
-import time
 
 import config
+import mcast
 import relay
+
+OWN_IP = "198.18.0.2"
 
 
 def raw_sockaddr(ip, port):
@@ -26,6 +30,8 @@ def tuple_addr(ip, port):
 
 
 class Sock:
+    """A receive socket holding a script of datagrams (or exceptions to raise)."""
+
     def __init__(self, items):
         self.items = items
 
@@ -35,8 +41,16 @@ class Sock:
             raise x
         return x[0][:n], x[1]
 
+    def setsockopt(self, *args):
+        pass
 
-class Tx:
+    def close(self):
+        pass
+
+
+class Tx(Sock):
+    """The transmit socket: records what is sent; the k-th sends in `fail` fail."""
+
     def __init__(self, fail):
         self.sent = []
         self.fail = fail
@@ -50,14 +64,38 @@ class Tx:
 
 
 class Poll:
-    def __init__(self, socks):
-        self.socks = socks
+    """select.poll over stand-in sockets: every socket with datagrams left is ready."""
 
-    def ipoll(self, t):
-        out = [(s, 1) for s in self.socks if s.items]
-        if not out:
-            time.sleep_ms(t)
-        return out
+    def __init__(self):
+        self.socks = []
+
+    def register(self, sock, events):
+        self.socks.append(sock)
+
+    def ipoll(self, timeout_ms):
+        ready = [(s, 1) for s in self.socks if isinstance(s, Sock) and getattr(s, "items", None)]
+        if not ready:
+            import time
+
+            time.sleep_ms(timeout_ms)
+        return ready
+
+
+class Select:
+    poll = Poll
+
+
+class Nic:
+    """What Relay asks of lib/nic.py's Nic."""
+
+    def ip(self):
+        return OWN_IP
+
+    def link(self):
+        return True
+
+    def connected(self):
+        return True
 
 
 def run(mk):
@@ -66,41 +104,31 @@ def run(mk):
          "allow": ["198.18.0.0/24"]},
         {"from": "224.0.10.2:50000", "to": "224.0.10.12:50001", "rate_pps": 0},
     ]
-    obj = {"nic": {}, "network": {"ip": "198.18.0.2", "netmask": "255.255.0.0"},
+    obj = {"nic": {}, "network": {"ip": OWN_IP, "netmask": "255.255.0.0"},
            "routes": routes, "relay": {"max_datagram": 100, "stats_interval_s": 0},
            "discovery": {"enabled": False}}
     cfg, errors = config.validate(obj, max_udp_sockets=8)
     if errors:
         raise SystemExit(str(errors))
     good, good2 = mk("198.18.0.5", 4000), mk("198.18.0.6", 4001)
-    own, bad = mk("198.18.0.2", 4000), mk("198.18.1.9", 4000)
+    own, bad = mk(OWN_IP, 4000), mk("198.18.1.9", 4000)
     a = [(b"x" * 50, good), (b"", good), (b"y" * 101, good), (b"z" * 100, good),
          (b"q" * 10, own), (b"w" * 10, bad), OSError(11), (b"e" * 10, good2),
          (b"r" * 10, good), (b"t" * 10, bad), (b"u" * 10, good), (b"i" * 10, good),
          (b"o" * 10, good), (b"p" * 10, good)]
     b = [(b"a" * 20, own), (b"b" * 20, good), (b"c" * 20, bad), (b"", bad), OSError(4),
          (b"f" * 99, good)] * 3
-    rel = relay.Relay(cfg, nic=None, log=lambda *x: None)
-    s1, s2 = Sock(a), Sock(b)
+    rx = {"224.0.10.1": Sock(a), "224.0.10.2": Sock(b)}
     tx = Tx((3, 9))
-    rel.routes[0].sock = s1
-    rel.routes[1].sock = s2
-    rel.tx = tx
-    rel.own_ip = "198.18.0.2"
-    rel._poll = Poll([s1, s2])
-    # What open() builds, for this version of the loop (it changed with the hot path).
-    rel._by_sock = {}
-    for r in rel.routes:
-        if hasattr(r, "known"):
-            rel._by_sock[r.sock] = (r.hot, r.dst_addr, r.known, r, r.sock.recvfrom)
-        else:
-            rel._by_sock[r.sock] = (r.hot, r.dst_addr, r)
-    rel._running = True
-    rel._pump(time.ticks_add(time.ticks_ms(), 400))
-    routes = []
+    mcast.open_rx = lambda group, port, iface: rx[group]
+    mcast.open_tx = lambda bind_ip, port, ttl: (tx, None)
+    relay.select = Select
+    rel = relay.Relay(cfg, nic=Nic(), log=lambda *x: None)
+    rel.run(400)
+    out = []
     for r in rel.stats()["routes"]:
-        routes.append(dict([(k, r[k]) for k in relay.COUNTERS]))
-    return {"routes": routes, "sent": tx.sent}
+        out.append(dict([(k, r[k]) for k in relay.COUNTERS]))
+    return {"routes": out, "sent": tx.sent}
 
 
 print(json.dumps({"tuple": run(tuple_addr), "raw": run(raw_sockaddr)}))

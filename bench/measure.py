@@ -9,6 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools import stream
+from tools.twin import mpy
+
 from . import procs, traffic
 from .procs import Contender, Running
 
@@ -34,15 +37,7 @@ class Settings:
 
     @classmethod
     def quick_mode(cls) -> Settings:
-        return cls(True, 20, 120, 300, 1000.0, 200, 0.3, 0.5, 2000.0, 4.0, 1)
-
-
-def _pct(values: list[float], q: float) -> float:
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    i = min(len(v) - 1, max(0, int(round(q * (len(v) - 1)))))
-    return v[i]
+        return cls(True, 20, 120, 600, 1000.0, 200, 0.3, 0.5, 2000.0, 4.0, 1)
 
 
 def start(c: Contender, prefix: list[str] | None = None, heap_n: int | None = None) -> Running:
@@ -145,7 +140,7 @@ def heap(c: Contender, s: Settings) -> dict:
 def heap_recv_only(s: Settings, bufsize: int) -> dict:
     """recvfrom(bufsize) alone: what the socket layer allocates per datagram."""
     (g, p), = procs.in_groups(1)
-    argv = [*procs.micropython_argv(), "-X", "heapsize=256M", str(procs.MP_PROGRAM),
+    argv = [*mpy.micropython_argv(), "-X", "heapsize=256M", str(procs.MP_PROGRAM),
             "heap-recv", g, str(p), str(s.heap_n), str(bufsize)]
     snd = traffic.Sender([(g, p)])
     run = Running(argv, ready_text=None)
@@ -215,8 +210,15 @@ def _latencies(snd: traffic.Sender, rcv: traffic.Receiver, rate: float, n: int) 
             continue
         _seq, t_tx = traffic.struct.unpack("!QQ", data[:16])
         lat.append((t_rx - t_tx) / 1000.0)  # microseconds
-    return {"sent": n, "received": rcv.count - before, "p50_us": _pct(lat, 0.50),
-            "p99_us": _pct(lat, 0.99)}
+    lat.sort()
+    return {"sent": n, "received": rcv.count - before, "p50_us": _percentile(lat, 50),
+            "p99_us": _percentile(lat, 99)}
+
+
+def _percentile(sorted_values: list[float], p: float) -> float:
+    """tools.stream.percentile, NaN where it has nothing (the report prints a dash)."""
+    v = stream.percentile(sorted_values, p)
+    return float("nan") if v is None else v
 
 
 LAT_ROUNDS = 3

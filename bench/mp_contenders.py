@@ -129,7 +129,7 @@ class StandInNic:
         return True
 
 
-def relay_config(routes_file):
+def relay_config(routes_file, stats_interval_s=10):
     """The user's options through lib/config.py, lifted for the host."""
     import json
 
@@ -141,7 +141,7 @@ def relay_config(routes_file):
         "nic": {},
         "network": {"ip": "198.18.0.2", "netmask": "255.254.0.0", "gateway": "0.0.0.0"},
         "routes": routes,
-        "relay": {"max_datagram": 1472, "stats_interval_s": 10},
+        "relay": {"max_datagram": 1472, "stats_interval_s": stats_interval_s},
     }
     # The board has 5 UDP sockets; the host has more (4 routes + TX = 5 > budget 3).
     cfg, errors = config.validate(obj, max_udp_sockets=8)
@@ -155,18 +155,15 @@ def relay_config(routes_file):
     return cfg
 
 
-def make_relay(routes_file, own_ip, hook=None):
+def make_relay(routes_file, own_ip, wdt=None, stats_interval_s=10):
     import relay as relay_mod
 
-    cfg = relay_config(routes_file)
+    cfg = relay_config(routes_file, stats_interval_s)
 
     def log(line):
         print(line)
 
-    cls = relay_mod.Relay
-    if hook is not None:
-        cls = hook(cls)
-    r = cls(cfg, nic=StandInNic(own_ip), log=log)
+    r = relay_mod.Relay(cfg, nic=StandInNic(own_ip), log=log, wdt=wdt)
     r.open()
     for rt in r.routes:
         bench_queue(rt.sock)
@@ -180,100 +177,104 @@ def ours(routes_file, own_ip):
 
 
 # -- heap ------------------------------------------------------------------------
-def heap_report(before, after, n):
-    say("HEAP %d %d" % (after - before, n))
+def heap_window(n, loop):
+    """What loop(n) allocates with the garbage collector off: says READY, runs the
+    contender's loop over n datagrams, says "HEAP <bytes> <n>"."""
+    gc.collect()
+    gc.disable()
+    ready()
+    before = gc.mem_alloc()
+    loop(n)
+    say("HEAP %d %d" % (gc.mem_alloc() - before, n))
 
 
 def heap_recv(group, port, n, bufsize):
-    n = int(n)
     bufsize = int(bufsize)
-    s = seed_socket(group, port)
-    recvfrom = s.recvfrom
+    recvfrom = seed_socket(group, port).recvfrom
     recvfrom(bufsize)  # first datagram outside the window (warm-up)
-    gc.collect()
-    gc.disable()
-    ready()
-    before = gc.mem_alloc()
-    for _ in range(n):
-        recvfrom(bufsize)
-    after = gc.mem_alloc()
-    heap_report(before, after, n)
+
+    def loop(n):
+        for _ in range(n):
+            recvfrom(bufsize)
+
+    heap_window(int(n), loop)
 
 
 def heap_seed(group, port, out_group, out_port, n):
-    n = int(n)
     sock = seed_socket(group, port)
     dst = sockaddr(out_group, out_port)
-    gc.collect()
-    gc.disable()
-    ready()
-    before = gc.mem_alloc()
-    for _ in range(n):
-        message, addr = sock.recvfrom(1024)
-        print(f"Received: {message} from {addr}")
-        sock.sendto(message, dst)
-        print("Data sent.")
-    after = gc.mem_alloc()
-    heap_report(before, after, n)
+
+    def loop(n):
+        for _ in range(n):
+            message, addr = sock.recvfrom(1024)
+            print(f"Received: {message} from {addr}")
+            sock.sendto(message, dst)
+            print("Data sent.")
+
+    heap_window(int(n), loop)
 
 
 def heap_bare(group, port, out_group, out_port, n):
-    n = int(n)
     rx = seed_socket(group, port)
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     dst = sockaddr(out_group, out_port)
-    gc.collect()
-    gc.disable()
-    ready()
-    before = gc.mem_alloc()
-    for _ in range(n):
-        data, addr = rx.recvfrom(BUF)
-        tx.sendto(data, dst)
-    after = gc.mem_alloc()
-    heap_report(before, after, n)
+
+    def loop(n):
+        for _ in range(n):
+            data, addr = rx.recvfrom(BUF)
+            tx.sendto(data, dst)
+
+    heap_window(int(n), loop)
+
+
+class HeapWatch:
+    """A stand-in watchdog: Relay.run() feeds it on every 100 ms tick (outside
+    the per-datagram path), so it notes (forwarded so far, heap in use) there,
+    in preallocated lists (it allocates nothing itself), and stops the relay
+    once n datagrams are through."""
+
+    def __init__(self, n, size=4096):
+        import relay as relay_mod
+
+        self.n = n
+        self.relay = None
+        self.tx_index = relay_mod.COUNTERS.index("tx")
+        self.tx = [0] * size
+        self.mem = [0] * size
+        self.at = 0
+
+    def feed(self):
+        tx = 0
+        for rt in self.relay.routes:
+            tx += rt.totals[self.tx_index]
+        i = self.at
+        if i < len(self.tx):
+            self.tx[i] = tx
+            self.mem[i] = gc.mem_alloc()
+            self.at = i + 1
+        if tx >= self.n:
+            self.relay.stop()
 
 
 def heap_ours(routes_file, own_ip, n):
-    """Relay.run() unchanged; a housekeeping hook (every 100 ms tick, outside
-    the per-datagram path) notes (forwarded, mem_alloc) and stops the relay
-    once n datagrams are through. The window starts at the first tick that saw
-    traffic, so the allow-list cache and first-tick stats line are outside."""
-    n = int(n)
-    size = 4096  # ticks: preallocated, the hook itself allocates nothing
-    mark_tx = [0] * size
-    mark_mem = [0] * size
-    at = [0]
-
-    def hook(base):
-        class Measured(base):
-            def _housekeeping(self, now, elapsed):
-                base._housekeeping(self, now, elapsed)
-                tx = 0
-                for rt in self.routes:
-                    tx += rt.total[1]
-                i = at[0]
-                if i < size:
-                    mark_tx[i] = tx
-                    mark_mem[i] = gc.mem_alloc()
-                    at[0] = i + 1
-                if tx >= n:
-                    self._running = False
-
-        return Measured
-
-    r = make_relay(routes_file, own_ip, hook)
+    """Relay.run() unchanged, a HeapWatch as its watchdog, no stats line (its
+    gc.collect() would free what the window counts). The window starts at the
+    first tick that saw traffic, so the allow-list cache is outside."""
+    watch = HeapWatch(int(n))
+    r = make_relay(routes_file, own_ip, wdt=watch, stats_interval_s=0)
+    watch.relay = r
     gc.collect()
     gc.disable()
     ready()
     r.run()
-    k = at[0]
+    k = watch.at
     first = 0
-    while first < k and mark_tx[first] == 0:
+    while first < k and watch.tx[first] == 0:
         first += 1
     last = k - 1
-    idle = [mark_mem[i + 1] - mark_mem[i] for i in range(first, last)
-            if mark_tx[i + 1] == mark_tx[i]]
-    say("HEAP %d %d" % (mark_mem[last] - mark_mem[first], mark_tx[last] - mark_tx[first]))
+    idle = [watch.mem[i + 1] - watch.mem[i] for i in range(first, last)
+            if watch.tx[i + 1] == watch.tx[i]]
+    say("HEAP %d %d" % (watch.mem[last] - watch.mem[first], watch.tx[last] - watch.tx[first]))
     say("TICKS %d idle %s" % (last - first, idle))
 
 

@@ -1,7 +1,7 @@
 """The benchmark's private network: one fresh network namespace, nothing else.
 
-The driver re-executes itself under ``unshare --net`` (as root; otherwise with
-``--map-root-user`` too), so it and every
+The driver re-executes itself in a namespace of its own (the twin's helper,
+``tools.twin.lan.private_namespace_argv``: ``unshare --net``), so it and every
 process it starts (sender, receiver, relays, valgrind) live in a namespace that
 exists only for this run and disappears with it. Inside, only ``lo`` exists:
 
@@ -21,6 +21,8 @@ import shutil
 import subprocess
 import sys
 
+from tools.twin import lan
+
 SENDER_IP = "198.18.0.1"
 RELAY_IP = "198.18.0.2"
 _MARK = "MCAST_RELAY_BENCH_NETNS"
@@ -30,33 +32,20 @@ def in_private_namespace() -> bool:
     return os.environ.get(_MARK) == str(os.getpid())
 
 
-def _unshare() -> list[str]:
-    # As root: a network namespace. Otherwise also a user namespace where we are root.
-    return ["unshare", "--net"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
-
-
 def available() -> tuple[bool, str]:
     """(True, "") if this process can make a private network namespace."""
     if sys.platform != "linux":
         return False, "not Linux"
-    for tool in ("unshare", "ip"):
-        if shutil.which(tool) is None:
-            return False, "`%s` not found (util-linux / iproute2)" % tool
-    try:
-        r = subprocess.run([*_unshare(), "true"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return False, "unshare failed: %s" % e
-    if r.returncode != 0:
-        return False, "cannot create a network namespace (need root): %s" % r.stderr.strip()
-    return True, ""
+    if shutil.which("ip") is None:
+        return False, "`ip` not found (iproute2)"
+    return lan.private_namespace_available()
 
 
 def reexec_inside(argv: list[str]) -> int:
     """Run `python -m bench argv` again inside a new network namespace; returns its exit code.
     The child sets the namespace up itself (setup()) before anything else."""
     cmd = [
-        *_unshare(),
-        "--",
+        *lan.private_namespace_argv(),
         "sh",
         "-c",
         'export %s=$$; exec "$0" "$@"' % _MARK,

@@ -1,24 +1,22 @@
-"""The contenders as processes: command lines, start (wait for READY), stop (SIGTERM)."""
+"""The contenders as processes: command lines, start (wait for READY), stop (SIGTERM).
+The MicroPython interpreter and its path come from the twin's helpers
+(tools/twin/mpy.py); a running contender is a tools.lines.LineProc."""
 
 from __future__ import annotations
 
-import collections
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
+
+from tools.lines import LineProc
+from tools.twin import mpy
 
 from .ns import RELAY_IP, SENDER_IP
 
-ROOT = Path(__file__).resolve().parents[1]
-LIB = ROOT / "lib"
-MP_PROGRAM = ROOT / "bench" / "mp_contenders.py"
+MP_PROGRAM = mpy.ROOT / "bench" / "mp_contenders.py"
 RCVBUF = 4 << 20  # every contender's receive queue (bench/mp_contenders.py says why)
 IN_PORT = 50000
 OUT_PORT = 50001
@@ -33,32 +31,12 @@ def out_groups(k: int, slot: int = 0) -> list[tuple[str, int]]:
     return [("224.0.10.%d" % (20 * slot + 11 + i), OUT_PORT) for i in range(k)]
 
 
-def micropython_argv() -> list[str]:
-    """The unix-port interpreter as an argv prefix. The PyPI build is a CPython
-    wrapper script around a .so: run it with the venv's python explicitly, so
-    valgrind sees a real ELF executable (its start-up cancels in the slope)."""
-    named = os.environ.get("MICROPYTHON")
-    if named:
-        return [named]
-    venv_mp = Path(sys.executable).parent / "micropython"
-    if not venv_mp.exists():
-        found = shutil.which("micropython")
-        if not found:
-            raise RuntimeError("no MicroPython unix port: run `make venv`")
-        venv_mp = Path(found)
-    with open(venv_mp, "rb") as f:
-        head = f.read(2)
-    if head == b"#!":
-        return [sys.executable, str(venv_mp)]
-    return [str(venv_mp)]
-
-
 def micropython_version() -> str:
     """e.g. '1.29.0-preview, build 9458e3a23f on 2026-07-05'."""
     code = ("import sys; v = sys.implementation.version; "
             "print('%d.%d.%d' % v[:3] + ('-' + v[3] if len(v) > 3 and v[3] else '') "
             "+ ', build ' + sys.version.split('MicroPython ')[-1])")
-    r = subprocess.run([*micropython_argv(), "-c", code], capture_output=True, text=True,
+    r = subprocess.run([*mpy.micropython_argv(), "-c", code], capture_output=True, text=True,
                        timeout=60)
     return r.stdout.strip() or r.stderr.strip()
 
@@ -123,13 +101,13 @@ class Contender:
         mode = "ours" if self.key.startswith("ours") else self.key
         if heap_n is not None:
             return [
-                *micropython_argv(),
+                *mpy.micropython_argv(),
                 "-X",
                 "heapsize=256M",
                 str(MP_PROGRAM),
                 *self.mp_args("heap-" + mode, str(heap_n)),
             ]
-        return [*micropython_argv(), str(MP_PROGRAM), *self.mp_args(mode)]
+        return [*mpy.micropython_argv(), str(MP_PROGRAM), *self.mp_args(mode)]
 
 
 CALIBRATION = [
@@ -149,55 +127,25 @@ def mp_env(lib: str | None = None) -> dict[str, str]:
     """MICROPYPATH: lib/, with `lib` (or $MCAST_BENCH_LIB) first: benchmark another
     version of a firmware module, e.g. a candidate hot path, against the same contenders."""
     e = dict(os.environ)
-    dirs = [str(LIB), ".frozen"]
     other = lib or os.environ.get("MCAST_BENCH_LIB")
-    if other:
-        dirs.insert(0, other)
-    e["MICROPYPATH"] = os.pathsep.join(dirs)
+    e["MICROPYPATH"] = mpy.micropypath(*([other] if other else []), mpy.LIB)
     return e
 
 
-class Running:
-    """A started process: stdout to /dev/null (the seed's prints, the relay's stats
-    lines: as on a board with no terminal), stderr read (and kept short) by a thread."""
+class Running(LineProc):
+    """A started contender: stdout to /dev/null (the seed's prints, the relay's stats
+    lines: as on a board with no terminal), stderr lines (harness messages) collected."""
 
     def __init__(self, argv: list[str], ready_text: str | None = "READY", timeout: float = 120,
                  lib: str | None = None):
-        self.argv = argv
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=mp_env(lib),
-            cwd=str(ROOT),
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-        self.tail: collections.deque[str] = collections.deque(maxlen=40)
-        self.lines = 0
-        self._ready = threading.Event()
-        self._ready_text = ready_text
-        self._thread = threading.Thread(target=self._reader, daemon=True)
-        self._thread.start()
-        if ready_text is None:
-            self._ready.set()
-        t_end = time.monotonic() + timeout
-        while not self._ready.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > t_end:
-                self.stop()
-                raise RuntimeError(
-                    "%s did not start:\n%s" % (" ".join(argv[:4]), "\n".join(self.tail))
-                )
+        super().__init__(argv, ready=ready_text, ready_timeout=timeout, stream="stderr",
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         env=mp_env(lib), cwd=str(mpy.ROOT), errors="replace",
+                         start_new_session=True)
 
-    def _reader(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines += 1
-            self.tail.append(line.rstrip("\n")[:300])
-            if self._ready_text is not None and line.startswith(self._ready_text):
-                self._ready.set()
+    @property
+    def tail(self) -> list[str]:
+        return [line[:300] for line in self.lines[-40:]]
 
     def wait(self, timeout: float) -> int:
         rc = self.proc.wait(timeout)
@@ -205,12 +153,4 @@ class Running:
         return rc
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._thread.join(5)
-        return self.proc.returncode
+        return super().stop(grace=timeout, signal=sig)

@@ -247,9 +247,9 @@ def markdown(res: dict) -> str:
             "the verdict is cached per address exactly as `recvfrom` returns it, so looking "
             "it up allocates nothing (the old allow-list check sliced the address: +96 B and "
             "a Python call per datagram). The cache is emptied when the own address changes.",
-            "- The loop counts only the token and the bytes; `rx` and `tx` are derived in "
-            "`fold()` from the tokens taken and the loop's own drop slots (each received "
-            "datagram takes a token or is dropped exactly once).",
+            "- The loop counted only the token and the bytes, `rx` and `tx` were derived in "
+            "`fold()` from the tokens taken (since replaced: every counter is counted where "
+            "it happens, docs/architecture.md).",
             "- Bound `recvfrom` per route, `len` and the running flag as locals.",
             "- Fixed on the way: a route with `rate_pps: 0` (no cap) stopped forwarding after "
             "2^29 datagrams; its bucket is now topped up every tick.",
@@ -315,9 +315,11 @@ def markdown(res: dict) -> str:
             _f(s["n1"]), _f(s["n2"])),
         "",
         "**Heap bytes per forwarded datagram**: `gc.disable()`, then `gc.mem_alloc()` before "
-        "and after %s lockstep datagrams. Ours runs `Relay.run()` unchanged; a subclass "
-        "hook on the 100 ms housekeeping tick (outside the per-datagram path; it allocates "
-        "nothing) notes forwarded count and `mem_alloc()`, and the window runs from the "
+        "and after %s lockstep datagrams. Ours runs `Relay.run()` unchanged with a stand-in "
+        "watchdog, which the relay feeds on its 100 ms tick (outside the per-datagram path; "
+        "it allocates nothing): it notes forwarded count and `mem_alloc()` and stops the "
+        "relay once all are through (no stats line in this run: its `gc.collect()` would "
+        "free what the window counts); the window runs from the "
         "first tick that saw traffic to the last. `recvfrom` alone: a loop that only calls "
         "`recvfrom`." % _f(s["heap_n"]),
         "",

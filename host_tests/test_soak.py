@@ -9,34 +9,33 @@ allocator's sawtooth between collections.
 """
 
 import os
-import re
 import statistics
 import time
 
 import pytest
 
-from host_tests.faultnet import Receiver, Stream
-from host_tests.test_resilience import no_traceback, route_stats, save_result
-from host_tests.twinlan import BOARD_IP, LISTENER_IP, SENDER_IP, start_board, wait_running
+from host_tests.twinlan import (
+    Receiver,
+    Stream,
+    no_traceback,
+    route_stats,
+    running_board,
+    save_result,
+)
+from tools import boardlink, stream
 
 SOAK_S = int(os.environ.get("SOAK_S", "600"))
 SOAK_PPS = float(os.environ.get("SOAK_PPS", "100"))
 SIZE = int(os.environ.get("SOAK_SIZE", "512"))
 HEAP_TOLERANCE = 2048  # bytes a post-collect minimum may drift (allocator layout)
-_MEM = re.compile(r"^stats up (\d+)s .*\| mem free (\d+)$")
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(SOAK_S + 600)
-def test_soak_steady_rate_no_loss_flat_heap(lan):
-    board_host = lan.add_host("board", BOARD_IP)
-    pc1 = lan.add_host("pc1", SENDER_IP)
-    pc2 = lan.add_host("pc2", LISTENER_IP)
-    lan.query()  # once; the querier stays silent for the whole run
+def test_soak_steady_rate_no_loss_flat_heap(net):
+    lan, board_host, pc1, pc2 = net  # the querier spoke once; it stays silent for the run
     interval = 10 if SOAK_S >= 300 else max(2, SOAK_S // 30)
-    board = start_board(board_host, stats_interval_s=interval, watchdog_ms=5000)
-    try:
-        wait_running(board)
+    with running_board(board_host, stats_interval_s=interval, watchdog_ms=5000) as board:
         time.sleep(interval + 1)  # one stats line before traffic: the idle heap
         with Receiver(pc2, "224.0.10.2", 50000) as rx:
             t0 = time.time()
@@ -51,8 +50,6 @@ def test_soak_steady_rate_no_loss_flat_heap(lan):
             got = list(rx.got)
         time.sleep(interval + 1)  # a stats line after the last datagram
         final = route_stats(board)
-    finally:
-        board.stop()
     out = no_traceback(board)
     seqs = [d[0] for d in got]
     uniq = set(seqs)
@@ -60,7 +57,8 @@ def test_soak_steady_rate_no_loss_flat_heap(lan):
     dups = len(seqs) - len(uniq)
     reordered = sum(1 for a, b in zip(seqs, seqs[1:], strict=False) if b < a)
     lat = sorted(d[2] - d[1] for d in got)
-    mem = [(int(m.group(1)), int(m.group(2))) for m in map(_MEM.match, board.lines) if m]
+    stats = [st for st in map(boardlink.parse_stats, board.lines) if st]
+    mem = [(st["uptime_s"], st["mem_free"]) for st in stats]
     third = max(1, len(mem) // 3)
     first_min = min(v for _, v in mem[:third])
     last_min = min(v for _, v in mem[-third:])
@@ -69,7 +67,7 @@ def test_soak_steady_rate_no_loss_flat_heap(lan):
         "sent": sent, "received": len(uniq), "lost": len(lost), "dups": dups,
         "reordered": reordered, "send_errors": send_errors,
         "latency_ms": {"median": round(statistics.median(lat) * 1000, 2),
-                       "p99": round(lat[int(len(lat) * 0.99)] * 1000, 2),
+                       "p99": round(stream.percentile(lat, 99) * 1000, 2),
                        "max": round(lat[-1] * 1000, 2)} if lat else None,
         "board": final, "boots": board.boots,
         "mem_free_after_collect": {"samples": len(mem), "first": mem[0][1] if mem else None,

@@ -12,6 +12,18 @@ GROUP = "224.0.10.1"
 BOARD = "198.18.0.10"
 
 
+# Prepended to every snippet: err(f) -> "ok", or the exception f() raised (its type, and
+# its message with detail=True).
+ERR = """
+def err(f, detail=False):
+    try:
+        f()
+    except Exception as e:
+        return type(e).__name__ + (":" + str(e) if detail else "")
+    return "ok"
+"""
+
+
 def run_fakes(code, tmp_path, control=None, lwip=False, env=None, host=None):
     ctl = tmp_path / "control.json"
     ctl.write_text(json.dumps(control or {}))
@@ -21,7 +33,8 @@ def run_fakes(code, tmp_path, control=None, lwip=False, env=None, host=None):
         e["TWIN_IFACE"] = host.ifname
     e.update(env or {})
     prefix = host.cmd([]) if host is not None else ()
-    r = mpy.run_code(textwrap.dedent(code), path=paths, env=e, ns_prefix=prefix, timeout=60)
+    r = mpy.run_code(ERR + textwrap.dedent(code), path=paths, env=e, ns_prefix=prefix,
+                     timeout=60)
     return r
 
 
@@ -37,19 +50,13 @@ def test_machine_fake_follows_rp2(tmp_path):
     out = ok(run_fakes("""
         import machine
         from machine import Pin, SPI, WDT
-        def err(f):
-            try:
-                f()
-            except Exception as e:
-                return type(e).__name__ + ":" + str(e)
-            return "ok"
-        print(err(lambda: SPI(0, sck=Pin(10))))
-        print(err(lambda: SPI(0, mosi=Pin(18))))
-        print(err(lambda: SPI(1, miso=Pin(16))))
-        print(err(lambda: SPI(2)))
-        print(err(lambda: SPI(0, 20000000, sck=Pin(18), mosi=Pin(19), miso=Pin(16))))
-        print(err(lambda: WDT(timeout=8389)))
-        print(err(lambda: Pin(30)))
+        print(err(lambda: SPI(0, sck=Pin(10)), True))
+        print(err(lambda: SPI(0, mosi=Pin(18)), True))
+        print(err(lambda: SPI(1, miso=Pin(16)), True))
+        print(err(lambda: SPI(2), True))
+        print(err(lambda: SPI(0, 20000000, sck=Pin(18), mosi=Pin(19), miso=Pin(16)), True))
+        print(err(lambda: WDT(timeout=8389), True))
+        print(err(lambda: Pin(30), True))
         print(len(machine.unique_id()), machine.reset_cause() == machine.PWRON_RESET)
     """, tmp_path))
     assert out.split("\n")[:8] == [
@@ -68,12 +75,6 @@ def test_wiznet_constructor_and_link(tmp_path):
     out = ok(run_fakes("""
         import network
         from machine import Pin, SPI
-        def err(f):
-            try:
-                f()
-            except Exception as e:
-                return type(e).__name__
-            return "ok"
         spi = SPI(0, 20000000, sck=Pin(18), mosi=Pin(19), miso=Pin(16))
         print(err(lambda: network.WIZNET5K(spi, Pin(17), Pin(20), Pin(21))))
         print(err(lambda: network.WIZNET5K(spi, Pin(17))))
@@ -136,16 +137,12 @@ def test_membership_value_must_be_8_bytes_and_4sl_fails(tmp_path):
         import socket, struct
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("224.0.10.1", 50000))
-        def err(v):
-            try:
-                s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, v)
-            except Exception as e:
-                return type(e).__name__
-            return "ok"
+        def join(v):
+            return err(lambda: s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, v))
         g = bytes([224, 0, 10, 1])
         seed = struct.pack("4sl", g)  # the seed tutorial's value (one argument short)
-        print(len(seed), err(seed))
-        print(err(g), err(g + bytes(8)), err(g + bytes(4)))
+        print(len(seed), join(seed))
+        print(join(g), join(g + bytes(8)), join(g + bytes(4)))
     """, tmp_path, lwip=True, control={}))
     lines = out.split("\n")
     assert lines[0] == "16 ValueError"  # 'l' is 8 bytes here: a 16-byte value
@@ -188,20 +185,27 @@ def test_socket_and_group_budget(tmp_path):
 # -- on the LAN: what the seed code gets wrong --------------------------------------
 
 
+# Prepended to the scripts run on the LAN: the fake NIC up at the board's address, and
+# `joined`, a socket bound to 224.0.10.1:50000 and joined to it, as it should be done.
+NIC_UP = """
+import socket, network, select, time
+nic = network.WIZNET5K(); nic.active(True)
+nic.ifconfig(("198.18.0.10", "255.254.0.0", "0.0.0.0", "0.0.0.0"))
+def joined():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("224.0.10.1", 50000))
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, bytes([224,0,10,1,0,0,0,0]))
+    return s
+"""
+
 SEED_BIND_ANY = """
-    import socket, network, select
-    nic = network.WIZNET5K(); nic.active(True)
-    nic.ifconfig(("198.18.0.10", "255.254.0.0", "0.0.0.0", "0.0.0.0"))
-    good = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    good.bind(("224.0.10.1", 50000))
-    good.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, bytes([224,0,10,1,0,0,0,0]))
+    good = joined()
     bad = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     bad.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     bad.bind(("", 50000))  # the seed-style bind to ''
     p = select.poll(); p.register(good, 1); p.register(bad, 1)
     print("ready")
     got = {"good": 0, "bad": 0}
-    import time
     end = time.ticks_add(time.ticks_ms(), 3000)
     while time.ticks_diff(end, time.ticks_ms()) > 0:
         for s, ev in p.poll(200):
@@ -227,7 +231,7 @@ def _start_script(host, code, tmp_path, lwip=True):
     paths = [mpy.FAKES] + ([mpy.LWIP] if lwip else []) + [mpy.LIB]
     env.update(MICROPYPATH=mpy.micropypath(*paths), TWIN_CONTROL=str(ctl),
                TWIN_IFACE=host.ifname)
-    p = host.popen([mpy.micropython_binary(), "-c", textwrap.dedent(code)], env=env,
+    p = host.popen([*mpy.micropython_argv(), "-c", NIC_UP + textwrap.dedent(code)], env=env,
                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "ready", p.stderr.read()
     return p
@@ -244,12 +248,7 @@ def test_bind_to_empty_host_never_receives_ipv4(pair, tmp_path):
 def test_readinto_glues_datagrams(pair, tmp_path):
     lan, board, pc = pair
     p = _start_script(board, """
-        import socket, network, time
-        nic = network.WIZNET5K(); nic.active(True)
-        nic.ifconfig(("198.18.0.10", "255.254.0.0", "0.0.0.0", "0.0.0.0"))
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("224.0.10.1", 50000))
-        s.setsockopt(0, socket.IP_ADD_MEMBERSHIP, bytes([224,0,10,1,0,0,0,0]))
+        s = joined()
         print("ready")
         buf = bytearray(8)
         n = s.readinto(buf)
@@ -262,13 +261,9 @@ def test_readinto_glues_datagrams(pair, tmp_path):
 
 
 SEND_FROM_RX = """
-    import socket, network
-    nic = network.WIZNET5K(); nic.active(True)
-    nic.ifconfig(("198.18.0.10", "255.254.0.0", "0.0.0.0", "0.0.0.0"))
     import mcast
     s = mcast.open_rx("224.0.10.1", 50000)
     print("ready")
-    import time
     try:
         for _ in range(3):
             s.sendto(b"from-rx", mcast.sockaddr("224.0.10.2", 50000))
@@ -297,12 +292,7 @@ def test_source_address_when_sending_from_the_group_bound_socket(pair, tmp_path,
 
 
 QUEUE = """
-    import socket, network, time
-    nic = network.WIZNET5K(); nic.active(True)
-    nic.ifconfig(("198.18.0.10", "255.254.0.0", "0.0.0.0", "0.0.0.0"))
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("224.0.10.1", 50000))
-    s.setsockopt(0, socket.IP_ADD_MEMBERSHIP, bytes([224,0,10,1,0,0,0,0]))
+    s = joined()
     print("ready")
     time.sleep(2)  # not reading: the queue fills
     s.settimeout(0)

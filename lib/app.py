@@ -1,18 +1,19 @@
 # Start-up orchestration. boot(): config + NIC, never raises, so the REPL is
 # always reachable. main(): build the relay and run it; returns the relay so
 # that after Ctrl-C `relay` is left at the REPL with its counters.
+import gc
 import json
 import os
+import sys
 import time
 
-import config
 import machine
+from backoff import Backoff
 from version import VERSION
 
 CONFIG = "config.json"
 LAST_GOOD = "config.last.json"  # the last config that started cleanly
 SAFE_FLAG = "safe_boot"  # this file present: start without the relay
-_BACKOFF_MAX_S = 30
 
 
 def _exists(path):
@@ -30,30 +31,41 @@ def _reset_cause():
 class Board:
     """What boot() found: the config in force, the NIC, and why not if not."""
 
-    def __init__(self):
+    def __init__(self, log=print):
         self.cfg = None
         self.source = None
         self.nic = None
         self.safe = False
         self.problem = None
-        self.nic_error = None  # the last NIC failure reported (reported once per change)
+        self.nic_retry = Backoff(log)  # NIC bring-up: boot() and main() share its reports
         self.nic_attempts = 0
 
 
 def load_config(log=print):
-    """config.json, or the last good one when config.json is bad."""
-    cfg, errors = config.load(CONFIG)
-    if not errors:
-        return cfg, CONFIG
-    log("%s: %d error(s), the relay will not use it:" % (CONFIG, len(errors)))
-    for e in errors:
-        log("  " + e)
-    if _exists(LAST_GOOD):
-        last, last_errors = config.load(LAST_GOOD)
-        if not last_errors:
-            log("running the last good config (%s) instead" % LAST_GOOD)
-            return last, LAST_GOOD
-    return None, None
+    """config.json, or the last good one when config.json is bad.
+
+    The validator (lib/config.py) is the largest module and is needed only
+    here: it is dropped from memory before this returns (gc.mem_free() on the
+    twin: docs/architecture.md)."""
+    import config
+
+    try:
+        cfg, errors = config.load(CONFIG)
+        if not errors:
+            return cfg, CONFIG
+        log("%s: %d error(s), the relay will not use it:" % (CONFIG, len(errors)))
+        for e in errors:
+            log("  " + e)
+        if _exists(LAST_GOOD):
+            last, last_errors = config.load(LAST_GOOD)
+            if not last_errors:
+                log("running the last good config (%s) instead" % LAST_GOOD)
+                return last, LAST_GOOD
+        return None, None
+    finally:
+        del config
+        sys.modules.pop("config", None)
+        gc.collect()
 
 
 def save_last_good(cfg, log=print):
@@ -74,45 +86,32 @@ def save_last_good(cfg, log=print):
 def bring_up_nic(board, log=print, attempts=1, wdt=None):
     """Construct/activate the NIC, retrying with back-off (1, 2, 4 ... 30 s).
     A failure is reported once per change (step or error), not per attempt,
-    and its return once. attempts=0 retries until it works (Ctrl-C stops it).
+    and its end once. attempts=0 retries until it works (Ctrl-C stops it).
     Never resets the board: a dead chip leaves it waiting, REPL reachable."""
     import nic as nicmod
 
     if board.nic is None:
         board.nic = nicmod.Nic(board.cfg["nic"], board.cfg["network"])
-    delay = 1
+    retry = board.nic_retry
     n = 0
     while True:
         n += 1
         board.nic_attempts += 1
         try:
             board.nic.bring_up()
-            if board.nic_error is not None:
-                log("NIC: up after %d attempt(s)" % board.nic_attempts)
-                board.nic_error = None
-            return True
         except (OSError, ValueError, TypeError) as e:
-            msg = "NIC: %s failed: %r" % (board.nic.stage or "bring-up", e)
-            if msg != board.nic_error:
-                log(msg + " (retrying with back-off up to %d s; reported again only if it changes)"
-                    % _BACKOFF_MAX_S)
-                board.nic_error = msg
-        if attempts and n >= attempts:
-            return False
-        _sleep_feeding(delay, wdt)
-        delay = min(delay * 2, _BACKOFF_MAX_S)
-
-
-def _sleep_feeding(seconds, wdt):
-    end = time.ticks_add(time.ticks_ms(), seconds * 1000)
-    while time.ticks_diff(end, time.ticks_ms()) > 0:
-        if wdt is not None:
-            wdt.feed()
-        time.sleep_ms(100)
+            retry.failed(time.ticks_ms(), "NIC: %s failed: %r" % (board.nic.stage or "bring-up", e))
+            if attempts and n >= attempts:
+                return False
+            retry.wait(wdt)
+            continue
+        if retry.succeeded():
+            log("NIC: up after %d attempt(s)" % board.nic_attempts)
+        return True
 
 
 def boot(log=print):
-    board = Board()
+    board = Board(log)
     try:
         log("mcast-relay %s booting (reset cause: %s)" % (VERSION, _reset_cause()))
         if _exists(SAFE_FLAG):
@@ -154,28 +153,15 @@ def main(board, log=print):
     try:
         if board.nic is None or not board.nic.active():
             bring_up_nic(board, log, attempts=0, wdt=wdt)
-        responder = None
-        if cfg["discovery"]["enabled"]:
-            try:
-                import discovery
-
-                responder = discovery.Responder
-            except ImportError:
-                responder = None
-        r = relaymod.Relay(cfg, board.nic, log=log, wdt=wdt, responder_factory=responder)
-        delay = 1
-        last = None
+        r = relaymod.Relay(cfg, board.nic, log=log, wdt=wdt, responder=_responder(cfg, log))
+        retry = Backoff(log)
         while True:
             try:
                 r.open()
                 break
             except OSError as e:
-                msg = "relay: cannot open sockets: %r" % (e,)
-                if msg != last:
-                    log(msg + " (retrying with back-off)")
-                    last = msg
-                _sleep_feeding(delay, wdt)
-                delay = min(delay * 2, _BACKOFF_MAX_S)
+                retry.failed(time.ticks_ms(), "relay: cannot open sockets: %r" % (e,))
+                retry.wait(wdt)
         if board.source == CONFIG:
             save_last_good(cfg, log)  # it started cleanly: the one to fall back on
         log(board.nic.status_line(VERSION, _ttl_note(r)))
@@ -209,6 +195,18 @@ def _keep_fed(wdt, log=print):
         return
     log("watchdog: a timer feeds it while the relay is stopped; "
         "reset the board to run the relay under the watchdog again")
+
+
+def _responder(cfg, log):
+    """The discovery responder the config asks for (None: discovery off)."""
+    if not cfg["discovery"]["enabled"]:
+        return None
+    try:
+        import discovery
+    except ImportError as e:  # lib/discovery.py missing on the board: say so, relay on
+        log("discovery: not available (%r): no replies to discover/status" % (e,))
+        return None
+    return discovery.Responder(cfg["discovery"])
 
 
 def _ttl_note(r):

@@ -1,11 +1,12 @@
 # Discovery responder: answers "MCRELAY?" queries sent to the discovery group
 # with one small unicast JSON reply (who am I, what do I forward, how much).
 #
-# It costs no socket: it shares the relay's transmit socket, which Relay.open()
-# binds to 0.0.0.0:<discovery port> and registers in its poll loop. The relay
-# calls handle() when that socket is readable (one datagram per call), tick()
-# every 100 ms, rejoin() after a link flap and close() on stop. Nothing here
-# runs on the forward path of a datagram.
+# It costs no socket: it answers on the relay's transmit socket, which
+# Relay.open() binds to 0.0.0.0:<discovery port>. The relay joins it to the
+# group (join/rejoin/leave), checks that socket at its 100 ms tick, and hands
+# it to handle() when a query waits, with itself as the source of what the
+# reply says: source.stats() (relay.stats()) and source.address(). Nothing
+# here runs on the forward path of a datagram.
 #
 # Amplification: a reply (a few hundred bytes, never more than REPLY_MAX) is
 # larger than the 8-byte query, but it goes by unicast to the query's source
@@ -13,12 +14,19 @@
 # per second, at most that many in a burst). A spoofed source can aim replies
 # at a third party, but never more than replies_per_s * REPLY_MAX bytes/s per
 # board. See docs/discovery.md.
+#
+# The constants and build_reply()/parse_query() are the protocol: the host
+# tools (tools/discover.py) import them from here.
 import json
-import select
-import time
 
-import mcast
-from version import VERSION
+try:
+    import mcast
+    from bucket import TokenBucket
+    from version import VERSION
+except ImportError:  # on the host: imported as lib.discovery
+    from lib import mcast
+    from lib.bucket import TokenBucket
+    from lib.version import VERSION
 
 MAGIC = b"MCRELAY?"
 REPLY_MAX = 1200  # bytes: one unfragmented datagram on any LAN, cap for amplification
@@ -26,12 +34,11 @@ NONCE_MAX = 32  # bytes after MAGIC that are echoed back
 PROTO = 1  # reply format version ("mcrelay" field)
 _RECV_MAX = 64  # a query is MAGIC + nonce; anything longer is cut here and is bad
 _NONCE_OK = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:"
-_POLLIN = 1
-_POLLERR = 8
 
 # A route's drop counters (relay.COUNTERS after rx, tx, bytes): "drop" is their
 # sum; a full reply also carries each one.
 DROPS = ("big", "empty", "own", "rate", "source", "send_err", "recv_err")
+_EXTRAS = ("rejoins", "reactivations", "loop_errors")  # relay.stats() fields a reply may drop
 
 
 def _dumps(obj):
@@ -82,16 +89,17 @@ def _route_entry(rs, level):
 
 
 def build_reply(info, stats, nonce="", limit=REPLY_MAX):
-    """The reply datagram (bytes, never longer than limit).
+    """The reply datagram: valid JSON, never longer than limit (b"" when not
+    even {"mcrelay":1} fits).
 
     info: {"id", "version", "ip"} plus optional extras ("disc": responder
     counters); stats: relay.stats(). When the full reply is too long, the
     per-route detail goes first, then routes from the end (their number is in
-    "more"), then the extras."""
+    "more"), then the extras, then everything but the protocol and the id."""
     base = {"mcrelay": PROTO, "id": info["id"], "version": info["version"], "ip": info["ip"],
             "uptime_s": stats["uptime_s"], "link": stats.get("link", "up"),
             "link_flaps": stats["link_flaps"]}
-    for k in ("rejoins", "reactivations", "loop_errors"):
+    for k in _EXTRAS:
         if k in stats:
             base[k] = stats[k]
     if nonce:
@@ -113,27 +121,25 @@ def build_reply(info, stats, nonce="", limit=REPLY_MAX):
         if len(out) <= limit:
             return out
     base.pop("disc", None)
-    for k in ("rejoins", "reactivations", "loop_errors"):
+    for k in _EXTRAS:
         base.pop(k, None)
-    out = _dumps(base).encode()
-    if len(out) <= limit:
-        return out
-    return _dumps({"mcrelay": PROTO, "id": info["id"], "more": len(routes)}).encode()[:limit]
+    for smaller in (base, {"mcrelay": PROTO, "id": info["id"], "more": len(routes)},
+                    {"mcrelay": PROTO, "id": info["id"]}, {"mcrelay": PROTO}):
+        out = _dumps(smaller).encode()
+        if len(out) <= limit:
+            return out
+    return b""
 
 
 class Responder:
-    """Lives on the relay's TX socket; see the module comment for the contract."""
+    """Answers queries on the socket the relay hands it; see the module comment."""
 
-    def __init__(self, relay, sock):
-        self.relay = relay
-        self.sock = sock
-        cfg = relay.cfg["discovery"]
+    def __init__(self, cfg):
+        """cfg: the config's "discovery" section."""
         self.group, self.port = mcast.parse_endpoint(cfg["group"])
-        self.rate = cfg["replies_per_s"]
-        self.burst = self.rate if self.rate > 0 else 0
-        self.tokens = self.burst
-        self._credit = 0  # refill remainder (rate * ms not yet a whole reply)
-        self._last = time.ticks_ms()
+        rate = cfg["replies_per_s"]
+        self.bucket = TokenBucket(rate, rate)  # at most replies_per_s in a burst
+        self.tokens = self.bucket.full()
         self.id = board_id()
         self.queries = 0  # well-formed queries received
         self.replies = 0  # replies sent
@@ -141,18 +147,40 @@ class Responder:
         self.bad = 0  # anything else that arrived on the socket
         self.errors = 0  # receive/send failures, group join failures
         self.last_size = 0  # length of the last reply sent (bytes)
-        self.iface = relay.iface
-        self._poll = None  # private poll (made on first use): handle() never blocks
-        mcast.join(sock, self.group, self.iface)  # OSError: Relay.open() closes and retries
-        self._joined = True
+        self._iface = None  # the interface the group was joined on (None: not joined)
 
-    # -- relay contract ---------------------------------------------------------
-    def handle(self):
-        """Read exactly one datagram (only if one is waiting) and answer it."""
-        if not self._ready():
-            return
+    # -- membership (the relay's transmit socket) --------------------------------
+    def join(self, sock, iface):
+        """Join the group on iface. OSError: Relay.open() closes and retries."""
+        mcast.join(sock, self.group, iface)
+        self._iface = iface
+
+    def rejoin(self, sock, iface, fresh=False):
+        if not fresh:
+            self.leave(sock)
         try:
-            data, addr = self.sock.recvfrom(_RECV_MAX)
+            self.join(sock, iface)
+        except OSError:
+            self.errors += 1
+
+    def leave(self, sock):
+        """Leave the group (lwIP keeps memberships after close); the relay
+        closes the socket itself."""
+        if self._iface is not None:
+            try:
+                mcast.leave(sock, self.group, self._iface)
+            except OSError:
+                pass
+            self._iface = None
+
+    # -- the relay's tick ---------------------------------------------------------
+    def tick(self, elapsed_ms):
+        self.tokens = self.bucket.refill(self.tokens, elapsed_ms)
+
+    def handle(self, sock, source):
+        """A datagram waits on sock: read it and answer it if it is a query."""
+        try:
+            data, addr = sock.recvfrom(_RECV_MAX)
         except OSError:
             self.errors += 1
             return
@@ -171,84 +199,22 @@ class Responder:
             return
         self.tokens -= 1
         try:
-            out = self.reply(nonce)
+            out = self.reply(source, nonce)
             # The address as recvfrom gave it: a tuple on the board, raw
             # sockaddr bytes on the unix port; sendto takes either back.
-            self.sock.sendto(out, addr)
-        except OSError:
-            self.errors += 1
-            return
-        except MemoryError:
+            sock.sendto(out, addr)
+        except (OSError, MemoryError):
             self.errors += 1
             return
         self.replies += 1
         self.last_size = len(out)
-
-    def _ready(self):
-        """A datagram (or an error, which recvfrom returns at once) is waiting."""
-        if self._poll is None:
-            self._poll = select.poll()
-            self._poll.register(self.sock, _POLLIN)
-        for ev in self._poll.ipoll(0):
-            return ev[1] & (_POLLIN | _POLLERR)
-        return False
-
-    def tick(self, now_ms):
-        elapsed = time.ticks_diff(now_ms, self._last)
-        self._last = now_ms
-        if elapsed <= 0 or self.tokens >= self.burst:
-            self._credit = 0
-            return
-        self._credit += self.rate * elapsed
-        add = self._credit // 1000
-        if add:
-            self._credit -= add * 1000
-            t = self.tokens + add
-            self.tokens = t if t < self.burst else self.burst
-
-    def rejoin(self, fresh=False):
-        if not fresh and self._joined:
-            try:
-                mcast.leave(self.sock, self.group, self.iface)
-            except OSError:
-                pass
-        try:
-            mcast.join(self.sock, self.group, self.iface)
-            self._joined = True
-        except OSError:
-            self._joined = False
-            self.errors += 1
-
-    def close(self):
-        """Leave the group (lwIP keeps memberships after close); the relay
-        closes the socket itself."""
-        if self._joined:
-            self._joined = False
-            try:
-                mcast.leave(self.sock, self.group, self.iface)
-            except OSError:
-                pass
-        if self._poll is not None:
-            try:
-                self._poll.unregister(self.sock)
-            except (OSError, KeyError, ValueError):
-                pass
-            self._poll = None
 
     # -- what a reply says ------------------------------------------------------
     def counters(self):
         return {"queries": self.queries, "replies": self.replies,
                 "ratelimited": self.ratelimited, "bad": self.bad, "errors": self.errors}
 
-    def ip(self):
-        nic = self.relay.nic
-        if nic is not None:
-            try:
-                return nic.ip()
-            except (OSError, AttributeError):
-                pass
-        return self.relay.own_ip
-
-    def reply(self, nonce=""):
-        info = {"id": self.id, "version": VERSION, "ip": self.ip(), "disc": self.counters()}
-        return build_reply(info, self.relay.stats(), nonce)
+    def reply(self, source, nonce=""):
+        info = {"id": self.id, "version": VERSION, "ip": source.address(),
+                "disc": self.counters()}
+        return build_reply(info, source.stats(), nonce)

@@ -1,57 +1,46 @@
 # The forward loop: every route's receive socket in one select.poll, one
-# transmit socket, counters instead of logs. The per-datagram path touches only
-# preallocated state; everything periodic (token refill, counter folding, link
-# watch, stats line, watchdog) runs on a ticks_ms deadline.
+# transmit socket, counters instead of logs. Per datagram (_pump) the loop
+# touches only what open() made and small ints; everything periodic (token
+# refill, counter folding, watchdog, discovery queries, link watch, group
+# announcements, the stats line) runs in _housekeeping() on a 100 ms ticks_ms
+# deadline.
 import gc
 import select
 import time
 
 import mcast
+from backoff import Backoff
+from bucket import TokenBucket
 from micropython import const
 
-# Counter slots of a route's `hot` list (folded into `total` every tick so the
-# numbers stay small ints on the board: no allocation per add).
-_RX = const(0)  # datagrams received
-_TX = const(1)  # datagrams forwarded
-_BYTES = const(2)  # bytes forwarded
-_BIG = const(3)  # dropped: larger than relay.max_datagram (never forwarded cut)
-_EMPTY = const(4)  # dropped: zero-length
-_OWN = const(5)  # dropped: sent by this board (loop guard)
-_RATE = const(6)  # dropped: over the route's rate cap
-_SRC = const(7)  # dropped: source not in the route's allow-list
-_SENDERR = const(8)  # send failed (counted, loop goes on)
-_RECVERR = const(9)  # receive failed
-_NCOUNT = const(10)
-_TOKENS = const(10)  # not a counter: the rate cap's bucket
-_NO_CAP = const(1 << 29)  # the bucket of a route without a cap (refilled every tick)
-# The forward loop counts its drops in slots of its own (classic slot + _L),
-# from which fold() derives rx and tx: every datagram it receives either takes
-# a token (then sendto succeeds: tx, or fails: send_err) or is dropped once.
-# Slots 0-9 stay plain counters that anything may add to.
-_L = const(8)
-_L_BIG = const(11)  # _BIG + _L
-_L_EMPTY = const(12)
-_L_OWN = const(13)
-_L_RATE = const(14)
-_L_SRC = const(15)
-_L_SENDERR = const(16)
-_NHOT = const(17)
+# A route's counters, each a plain int attribute of its Route, counted by the
+# loop where it happens; every tick folds them into Route.totals (so the loop
+# only ever adds to small ints: a big int would allocate). Totals are indexed
+# in this order.
 COUNTERS = ("rx", "tx", "bytes", "big", "empty", "own", "rate", "source", "send_err",
             "recv_err")
+#   rx        datagrams received
+#   tx        datagrams forwarded
+#   bytes     bytes forwarded
+#   big       dropped: larger than relay.max_datagram (never forwarded cut)
+#   empty     dropped: zero-length
+#   own       dropped: sent by this board (loop guard)
+#   rate      dropped: over the route's rate cap
+#   source    dropped: source not in the route's allow-list
+#   send_err  send failed (counted, the loop goes on)
+#   recv_err  receive failed
+_OWN = const(1)  # a source's verdict: sent by this board
+_SRC = const(2)  # a source's verdict: not in the allow-list
 
 _TICK_MS = const(100)
 _POLLIN = const(1)
+_QUERIES_PER_TICK = const(16)  # discovery queries handled per tick at most (replies_per_s <= 100)
+_CACHE_MAX = const(64)  # source verdicts kept per route (a LAN has a few senders)
 # After the link returns the groups are announced at once, then again after
 # each of these (ms): a report that was lost, or sent while the switch port was
 # not forwarding yet (classic STP holds a new link for 30 s), is made good.
 # lwIP reports only a new membership, so each announcement is leave + join.
 _ANNOUNCE_MS = (1000, 3000, 8000, 35000)
-_REACT_MIN_MS = const(1000)  # NIC re-activation back-off: 1, 2, 4 ... 30 s
-_REACT_MAX_MS = const(30000)
-
-
-class _Restart(Exception):
-    """Housekeeping asks run() to re-enter _pump (which caches the address)."""
 
 
 def _parse_allow(entries):
@@ -68,6 +57,8 @@ def _parse_allow(entries):
 
 
 class Route:
+    """One route: its receive socket, guards, rate cap and counters."""
+
     def __init__(self, rc):
         self.name = rc["name"]
         self.src = rc["from"]
@@ -75,69 +66,76 @@ class Route:
         self.group, self.port = mcast.parse_endpoint(rc["from"])
         to_group, to_port = mcast.parse_endpoint(rc["to"])
         self.dst_addr = mcast.sockaddr(to_group, to_port)
-        self.rate = rc["rate_pps"]
-        self.burst = rc["burst"]
         self.allow = _parse_allow(rc["allow"]) if rc["allow"] else None
-        self._seen = {}  # source -> allowed, so the allow-list is parsed once per source
-        # The forward loop's verdict cache, keyed by the recvfrom address as it
-        # comes (no allocation to look it up): `known` holds the sources that
-        # may be forwarded, `_bad` the others with the counter slot of their
-        # drop (_OWN or _SRC). Emptied when the own address changes.
-        self.known = {}
-        self._bad = {}
-        self._own = (mcast.ANY, b"\0\0\0\0")
-        # Per datagram the loop counts only what it cannot derive: a datagram
-        # that passes every guard takes a token, so fold() gets rx and tx from
-        # the tokens taken (bucket level at the last fold - level now) and the
-        # loop's drop slots (_L_*).
-        self.hot = [0] * _NHOT
-        self.hot[_TOKENS] = self.burst if self.rate else _NO_CAP
-        self._tok_mark = self.hot[_TOKENS]
-        self.total = [0] * _NCOUNT
-        self._credit = 0  # token refill remainder (rate * ms not yet a whole token)
+        self.bucket = TokenBucket(rc["rate_pps"], rc["burst"])
+        self.tokens = self.bucket.full()  # taken by the loop, refilled every tick
+        # The counters since the last tick (see COUNTERS), and since start.
+        self.rx = 0
+        self.tx = 0
+        self.bytes = 0
+        self.big = 0
+        self.empty = 0
+        self.own = 0
+        self.rate = 0
+        self.source = 0
+        self.send_err = 0
+        self.recv_err = 0
+        self.totals = [0] * len(COUNTERS)
+        # Source verdicts, keyed by the address exactly as recvfrom gives it (a
+        # tuple on the board, raw sockaddr bytes on the unix port), so the loop
+        # looks them up without allocating: `forwardable` holds the sources
+        # that pass both guards, `_dropped` the others with their drop.
+        self.forwardable = {}
+        self._dropped = {}
+        self._allowed = {}  # source IP -> in the allow-list (parsed once per source)
+        self._own_ip = mcast.ANY
+        self._own_raw = b"\0\0\0\0"
         self.sock = None
+        self.recvfrom = None  # sock.recvfrom, bound once in Relay.open()
 
-    def forget(self, own_ip, own_raw):
-        """New own address (or a new loop): drop every cached verdict."""
-        self._own = (own_ip, own_raw)
-        self.known.clear()
-        self._bad.clear()
+    def forget(self, own_ip):
+        """A new own address (or a new loop): every cached verdict goes."""
+        self._own_ip = own_ip
+        self._own_raw = mcast.ip_bytes(own_ip)
+        self.forwardable.clear()
+        self._dropped.clear()
 
-    def verdict(self, addr, counts=None):
-        """0: forward; else the loop's counter slot of the drop (_L_OWN: sent
-        by this board, _L_SRC: not in the allow-list), counted in `counts` if
-        given. Cached per address."""
-        v = self._bad.get(addr)
-        if v is not None:
-            if counts is not None:
-                counts[v] += 1
-            return v
-        own_ip, own_raw = self._own
+    def admit(self, addr):
+        """A source the loop has no verdict for: may its datagrams be
+        forwarded? A refusal is counted (own or source) and remembered."""
+        drop = self._dropped.get(addr)
+        if drop is None:
+            drop = self._judge(addr)
+        if drop == _OWN:
+            self.own += 1
+        elif drop == _SRC:
+            self.source += 1
+        return not drop
+
+    def _judge(self, addr):
         if isinstance(addr, tuple):
-            own = addr[0] == own_ip
+            own = addr[0] == self._own_ip
         else:
-            own = addr.find(own_raw, 4, 8) == 4
+            own = addr.find(self._own_raw, 4, 8) == 4
         if own:
-            v = _L_OWN
+            drop = _OWN
         elif self.allow is not None and not self.allowed(addr):
-            v = _L_SRC
+            drop = _SRC
         else:
-            v = 0
-        if len(self.known) + len(self._bad) >= 64:
-            self.known.clear()
-            self._bad.clear()
-        if v:
-            self._bad[addr] = v
-            if counts is not None:
-                counts[v] += 1
+            drop = 0
+        if len(self.forwardable) + len(self._dropped) >= _CACHE_MAX:
+            self.forwardable.clear()
+            self._dropped.clear()
+        if drop:
+            self._dropped[addr] = drop
         else:
-            self.known[addr] = True
-        return v
+            self.forwardable[addr] = True
+        return drop
 
     def allowed(self, addr):
-        """Source allow-list check, cached per source (rarely more than a few)."""
+        """Source allow-list check, cached per source IP."""
         key = addr[0] if isinstance(addr, tuple) else bytes(addr[4:8])
-        ok = self._seen.get(key)
+        ok = self._allowed.get(key)
         if ok is None:
             n = mcast.parse_ipv4(mcast.addr_ip(addr))
             ok = False
@@ -145,60 +143,47 @@ class Route:
                 if n & mask == net:
                     ok = True
                     break
-            if len(self._seen) >= 64:
-                self._seen = {}
-            self._seen[key] = ok
+            if len(self._allowed) >= _CACHE_MAX:
+                self._allowed = {}
+            self._allowed[key] = ok
         return ok
 
-    def fold(self):
-        h, t = self.hot, self.total
-        tok = h[_TOKENS]
-        used = self._tok_mark - tok  # datagrams handed to sendto since the last fold
-        self._tok_mark = tok
-        h[_RX] += used + h[_L_BIG] + h[_L_EMPTY] + h[_L_OWN] + h[_L_RATE] + h[_L_SRC]
-        h[_TX] += used - h[_L_SENDERR]
-        for i in range(_BIG, _SENDERR + 1):
-            if h[i + _L]:
-                h[i] += h[i + _L]
-                h[i + _L] = 0
-        for i in range(_NCOUNT):
-            if h[i]:
-                t[i] += h[i]
-                h[i] = 0
-
-    def refill(self, ms):
-        h = self.hot
-        old = h[_TOKENS]
-        if not self.rate:
-            new = _NO_CAP  # no cap: the bucket never runs dry
-        else:
-            self._credit += self.rate * ms
-            add = self._credit // 1000
-            if not add:
-                return
-            self._credit -= add * 1000
-            new = old + add
-            if new > self.burst:
-                new = self.burst
-        h[_TOKENS] = new
-        self._tok_mark += new - old
+    def tick(self, ms):
+        """Every tick: the counters into the totals, tokens for ms milliseconds."""
+        t = self.totals
+        for i in range(len(COUNTERS)):
+            name = COUNTERS[i]
+            n = getattr(self, name)
+            if n:
+                t[i] += n
+                setattr(self, name, 0)
+        self.tokens = self.bucket.refill(self.tokens, ms)
 
     def counters(self):
-        self.fold()
-        return dict(zip(COUNTERS, self.total))
+        """The totals by name, including what the loop counted since the last tick."""
+        out = {}
+        for i in range(len(COUNTERS)):
+            name = COUNTERS[i]
+            out[name] = self.totals[i] + getattr(self, name)
+        return out
 
-    def dropped(self):
-        t = self.total
-        return t[_BIG] + t[_EMPTY] + t[_OWN] + t[_RATE] + t[_SRC] + t[_SENDERR] + t[_RECVERR]
+    def dropped(self, c):
+        """The drop total of counters() `c`."""
+        return (c["big"] + c["empty"] + c["own"] + c["rate"] + c["source"] + c["send_err"]
+                + c["recv_err"])
 
 
 class Relay:
-    def __init__(self, cfg, nic=None, log=print, wdt=None, responder_factory=None):
-        self.cfg = cfg
+    """cfg: the normalized config; nic: lib/nic.py's Nic (None: no NIC to
+    watch, the address is 0.0.0.0); responder: a discovery.Responder to serve
+    on the transmit socket, or None."""
+
+    def __init__(self, cfg, nic=None, log=print, wdt=None, responder=None):
         rc = cfg["relay"]
         self.nic = nic
         self.log = log
         self.wdt = wdt
+        self.responder = responder
         self.routes = [Route(r) for r in cfg["routes"]]
         self.max_datagram = rc["max_datagram"]
         self.stats_ms = rc["stats_interval_s"] * 1000
@@ -206,8 +191,9 @@ class Relay:
         self.ttl = rc["ttl"]
         self.ttl_applied = None
         self.tx = None
-        self.responder = None
-        self._responder_factory = responder_factory
+        # The interface's address: the own-address guard compares sources with
+        # it, and every membership is made on it.
+        self.own_ip = mcast.ANY
         self.link_up = True
         self.link_flaps = 0
         self.rejoins = 0
@@ -218,12 +204,19 @@ class Relay:
         self._up_ms = 0
         self._up_mark = time.ticks_ms()
         self._running = False
-        self._poll = None
-        self._by_sock = {}
-        self.iface = mcast.ANY
-        self.own_ip = mcast.ANY
+        self._readdress = False  # the address changed: _pump returns, run() enters it again
+        self._deadline = None  # ticks_ms at which run(duration_ms) ends
+        self._poll = None  # the receive sockets
+        self._queries = None  # the transmit socket, when discovery queries come to it
+        self._next_link = 0  # ticks_ms deadlines, set when run() starts
+        self._next_stats = 0
+        self._down_at = 0  # when the link went down
+        self._ann_i = -1  # next entry of _ANNOUNCE_MS; -1: nothing scheduled
+        self._ann_base = 0
+        self._react = Backoff(log)  # NIC re-activation
+        self._need_join = False  # re-activated, groups to join once the address is back
         self._dhcp = bool((cfg.get("network") or {}).get("dhcp"))
-        self._link_wait_ms = (rc.get("link_wait_s") or 10) * 1000
+        self._link_wait_ms = rc["link_wait_s"] * 1000  # 0: do not wait for the address
 
     # -- set-up and tear-down -------------------------------------------------
     def open(self):
@@ -233,48 +226,45 @@ class Relay:
             return
         ip = self.nic.ip() if self.nic is not None else mcast.ANY
         self.own_ip = ip
-        self.iface = ip
-        disc = self.cfg.get("discovery") or {}
+        port = self.responder.port if self.responder is not None else 0
         try:
-            port = 0
-            if disc.get("enabled"):
-                port = mcast.parse_endpoint(disc["group"])[1]
             self.tx, self.ttl_applied = mcast.open_tx(mcast.ANY, port, self.ttl)
             for r in self.routes:
                 r.sock = mcast.open_rx(r.group, r.port, ip)
-            if disc.get("enabled") and self._responder_factory is not None:
-                self.responder = self._responder_factory(self, self.tx)
+                r.recvfrom = r.sock.recvfrom
+            if self.responder is not None:
+                self.responder.join(self.tx, ip)
         except Exception:
             self.close()
             raise
         p = select.poll()
-        by_sock = {}
         for r in self.routes:
             p.register(r.sock, _POLLIN)
-            by_sock[r.sock] = (r.hot, r.dst_addr, r.known, r, r.sock.recvfrom)
-        if self.responder is not None:
-            p.register(self.tx, _POLLIN)
         self._poll = p
-        self._by_sock = by_sock
+        if self.responder is not None:
+            # Queries are answered at the tick, not between datagrams: the
+            # forward loop never waits for a reply being built.
+            self._queries = select.poll()
+            self._queries.register(self.tx, _POLLIN)
 
     def close(self):
         """Leave every group (lwIP keeps memberships after close) and close."""
         for r in self.routes:
             if r.sock is not None:
                 try:
-                    mcast.leave(r.sock, r.group, self.iface)
+                    mcast.leave(r.sock, r.group, self.own_ip)
                 except OSError:
                     pass
                 r.sock.close()
                 r.sock = None
-        if self.responder is not None:
-            self.responder.close()
-            self.responder = None
+                r.recvfrom = None
         if self.tx is not None:
+            if self.responder is not None:
+                self.responder.leave(self.tx)
             self.tx.close()
             self.tx = None
         self._poll = None
-        self._by_sock = {}
+        self._queries = None
 
     def rejoin(self, fresh=False):
         """Tell the LAN about our groups again: a snooping switch forgets a
@@ -284,31 +274,32 @@ class Relay:
                 continue
             if not fresh:
                 try:
-                    mcast.leave(r.sock, r.group, self.iface)
+                    mcast.leave(r.sock, r.group, self.own_ip)
                 except OSError:
                     pass
             try:
-                mcast.join(r.sock, r.group, self.iface)
+                mcast.join(r.sock, r.group, self.own_ip)
             except OSError:
                 self.loop_errors += 1
-        if self.responder is not None:
-            self.responder.rejoin(fresh)
+        if self.responder is not None and self.tx is not None:
+            self.responder.rejoin(self.tx, self.own_ip, fresh)
         self.rejoins += 1
 
     # -- the loop -------------------------------------------------------------
     def run(self, duration_ms=0):
-        """Forward until Ctrl-C (or for duration_ms). Leaves groups on stop."""
+        """Forward until Ctrl-C or stop() (or for duration_ms). Leaves the
+        groups when it ends."""
         self.open()
         self._running = True
         if self.stats_ms:
             self.log(self.summary_header())
-        deadline = time.ticks_add(time.ticks_ms(), duration_ms) if duration_ms else None
+        now = time.ticks_ms()
+        self._next_link = self._next_stats = now  # both due at the first tick
+        self._deadline = time.ticks_add(now, duration_ms) if duration_ms else None
         try:
             while self._running:
                 try:
-                    self._pump(deadline)
-                except _Restart:
-                    pass
+                    self._pump()
                 except OSError:
                     self.loop_errors += 1
                 except MemoryError:
@@ -322,79 +313,77 @@ class Relay:
         return self
 
     def stop(self):
+        """End run() at its next tick."""
         self._running = False
 
-    def _pump(self, deadline):
-        # Per datagram: one poll event, recvfrom, the size checks, one dict
-        # lookup for both source guards (own address, allow-list), the token,
-        # sendto and the byte count. rx/tx come from fold() (see Route),.
-        # docs/bench.md has the numbers.
-        ipoll = self._poll.ipoll
-        slots = dict(self._by_sock)
-        if self.responder is not None:
-            slots[self.tx] = None
+    def _pump(self):
+        # Forwards until stop(), the deadline or an address change. Per
+        # datagram: one poll event, recvfrom, the size checks, one dict lookup
+        # for both source guards (own address, allow-list), a token, sendto and
+        # the counters; nothing allocated beyond what recvfrom returns.
+        # Named here first, the per-datagram locals get MicroPython's one-byte
+        # load and store instructions (the first 16 locals do).
+        ev = hot = r = recvfrom = forwardable = dst_addr = data = addr = n = tokens = None
         maxd = self.max_datagram
         bufn = maxd + 1  # one more than allowed: a longer datagram shows as too big
-        sendto = self.tx.sendto
-        own_ip = self.own_ip
-        own_raw = mcast.ip_bytes(own_ip)
-        for r in self.routes:
-            r.forget(own_ip, own_raw)
         _len = len
+        sendto = self.tx.sendto
+        # What the loop needs of each route, as locals: unpacking one tuple
+        # costs MicroPython less than three attribute loads (docs/architecture.md).
+        hot = {}
+        for r in self.routes:
+            r.forget(self.own_ip)
+            hot[r.sock] = (r, r.recvfrom, r.forwardable, r.dst_addr)
+        self._readdress = False
+        ipoll = self._poll.ipoll
         ticks_ms = time.ticks_ms
         ticks_diff = time.ticks_diff
         next_tick = time.ticks_add(ticks_ms(), _TICK_MS)
-        running = self._running
-        while running:
+        while True:
             for ev in ipoll(_TICK_MS):
-                t = slots[ev[0]]
-                if t is None:
-                    self.responder.handle()
-                    running = self._running
-                    continue
-                c, dst, known, r, recvfrom = t
+                r, recvfrom, forwardable, dst_addr = hot[ev[0]]
                 try:
                     data, addr = recvfrom(bufn)
                 except OSError:
-                    c[_RECVERR] += 1
+                    r.recv_err += 1
                     continue
+                r.rx += 1
                 n = _len(data)
                 if n > maxd:
-                    c[_L_BIG] += 1
-                    continue
-                if not n:
-                    c[_L_EMPTY] += 1
-                    continue
-                if addr in known or not r.verdict(addr, c):
-                    tok = c[_TOKENS]
-                    if not tok:  # never below 0
-                        c[_L_RATE] += 1
+                    r.big += 1
+                elif not n:
+                    r.empty += 1
+                elif addr in forwardable or r.admit(addr):
+                    tokens = r.tokens
+                    if not tokens:
+                        r.rate += 1
                         continue
-                    c[_TOKENS] = tok - 1
+                    r.tokens = tokens - 1
                     try:
-                        sendto(data, dst)
+                        sendto(data, dst_addr)
                     except OSError:
-                        c[_L_SENDERR] += 1
+                        r.send_err += 1
                         continue
-                    c[_BYTES] += n
-            now = ticks_ms()
-            if ticks_diff(now, next_tick) >= 0:
+                    r.tx += 1
+                    r.bytes += n
+            if ticks_diff(ticks_ms(), next_tick) >= 0:
+                now = ticks_ms()
                 self._housekeeping(now, _TICK_MS + ticks_diff(now, next_tick))
                 next_tick = time.ticks_add(now, _TICK_MS)
-                if deadline is not None and ticks_diff(now, deadline) >= 0:
+                if self._deadline is not None and ticks_diff(now, self._deadline) >= 0:
                     self._running = False
-                running = self._running
+                if not self._running or self._readdress:
+                    return
 
     # -- periodic work ----------------------------------------------------------
     def _housekeeping(self, now, elapsed):
         self.uptime_s()
         for r in self.routes:
-            r.fold()
-            r.refill(elapsed)
+            r.tick(elapsed)
         if self.wdt is not None:
             self.wdt.feed()
-        if self.responder is not None:
-            self.responder.tick(now)
+        if self._queries is not None:
+            self._answer(elapsed)
         if self.nic is not None and time.ticks_diff(now, self._next_link) >= 0:
             self._next_link = time.ticks_add(now, self.link_ms)
             self._check_link(now)
@@ -407,28 +396,25 @@ class Relay:
             # shows as a flat number, not as the allocator's sawtooth).
             gc.collect()
             self.log(self.stats_line())
-        if self._restart:
-            self._restart = False
-            raise _Restart()  # run() re-enters _pump, which caches the address
 
-    _next_link = 0
-    _next_stats = 0
-    _down_at = 0
-    _ann_i = -1  # next entry of _ANNOUNCE_MS, -1: nothing scheduled
-    _ann_base = 0
-    _react_due = None  # no NIC re-activation before this tick (back-off)
-    _react_delay = _REACT_MIN_MS
-    _react_err = None  # the last re-activation failure reported
-    _need_join = False  # re-activated, groups to join once the address is back
-    _restart = False
+    def _answer(self, elapsed):
+        """Hand the discovery responder each query waiting on the transmit
+        socket (at most _QUERIES_PER_TICK: a flood of queries waits in the
+        socket's queue, and overflows there, not here)."""
+        self.responder.tick(elapsed)
+        for _ in range(_QUERIES_PER_TICK):
+            ready = False
+            for _ev in self._queries.ipoll(0):
+                ready = True
+            if not ready:
+                return
+            self.responder.handle(self.tx, self)
 
-    def _check_link(self, now=None):
+    def _check_link(self, now):
         """Every link_check_ms: follow the PHY link (the cable). On its return
         announce every group again (a snooping switch forgot them when the
         port went down); if the NIC lost its address or was de-activated,
         re-activate it (with back-off) and join every group afresh."""
-        if now is None:
-            now = time.ticks_ms()
         nic = self.nic
         try:
             up = nic.link()
@@ -456,7 +442,7 @@ class Relay:
         if not connected:
             self._reactivate(now)
             return
-        self._react_delay = _REACT_MIN_MS
+        self._react.succeeded()
         if self._need_join:
             # Re-activated while the address was not back yet (DHCP): now it is.
             self._need_join = False
@@ -480,28 +466,19 @@ class Relay:
             if self._ann_i >= len(_ANNOUNCE_MS):
                 self._ann_i = -1
 
-    def _reactivate(self, now=None):
-        if now is None:
-            now = time.ticks_ms()
-        if self._react_due is not None and time.ticks_diff(now, self._react_due) < 0:
+    def _reactivate(self, now):
+        if not self._react.ready(now):
             return
         nic = self.nic
         try:
             nic.reactivate()
         except (OSError, ValueError, TypeError) as e:
-            msg = "relay: NIC re-activation (%s) failed: %r" % (
-                getattr(nic, "stage", None) or "?", e)
-            if msg != self._react_err:
-                self._react_err = msg
-                self.log(msg + " (retrying with back-off up to %d s; reported again only if it "
-                         "changes)" % (_REACT_MAX_MS // 1000))
-            self._react_due = time.ticks_add(now, self._react_delay)
-            self._react_delay = min(self._react_delay * 2, _REACT_MAX_MS)
+            self._react.failed(now, "relay: NIC re-activation (%s) failed: %r" % (
+                getattr(nic, "stage", None) or "?", e))
             return
         self.reactivations += 1
-        self._react_err = None
         # Give the address time to come (DHCP) before trying again.
-        self._react_due = time.ticks_add(now, max(self._link_wait_ms, self._react_delay))
+        self._react.settle(now, self._link_wait_ms)
         try:
             connected = nic.connected()
         except OSError:
@@ -525,10 +502,18 @@ class Relay:
         if ip != self.own_ip and ip != mcast.ANY:
             self.log("relay: interface address now %s (was %s)" % (ip, self.own_ip))
             self.own_ip = ip
-            self.iface = ip
-            self._restart = True
+            self._readdress = True
 
     # -- what people read -------------------------------------------------------
+    def address(self):
+        """The interface's address as the NIC has it now (else the last known)."""
+        if self.nic is not None:
+            try:
+                return self.nic.ip()
+            except OSError:
+                pass
+        return self.own_ip
+
     def uptime_s(self):
         now = time.ticks_ms()
         self._up_ms += time.ticks_diff(now, self._up_mark)
@@ -563,9 +548,9 @@ class Relay:
         parts = ["stats up %ds link %s flaps %d" % (
             self.uptime_s(), "up" if self.link_up else "DOWN", self.link_flaps)]
         for r in self.routes:
-            t = r.total
+            c = r.counters()
             parts.append("%s rx %d tx %d bytes %d drop %d (big %d empty %d own %d rate %d src %d err %d)" % (
-                r.name, t[_RX], t[_TX], t[_BYTES], r.dropped(), t[_BIG], t[_EMPTY], t[_OWN],
-                t[_RATE], t[_SRC], t[_SENDERR] + t[_RECVERR]))
+                r.name, c["rx"], c["tx"], c["bytes"], r.dropped(c), c["big"], c["empty"], c["own"],
+                c["rate"], c["source"], c["send_err"] + c["recv_err"]))
         parts.append("mem free %d" % gc.mem_free())
         return " | ".join(parts)

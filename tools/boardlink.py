@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+from tools.lines import Lines
+
 MPREMOTE = [sys.executable, "-m", "mpremote"]
 # USB vendor ids of boards that run MicroPython: Raspberry Pi (RP2040 boards,
 # W5100S-EVB-Pico included) and the MicroPython project's own.
@@ -40,6 +42,39 @@ WARN = (
     "running the last good config",
     "cannot open sockets",
 )
+
+
+# The relay's stats line (lib/relay.py stats_line), a part per " | ":
+#   stats up 12s link up flaps 0 | NAME rx N tx N bytes N drop N (big N empty N own N rate N
+#   src N err N) | ... | mem free N
+STATS_HEAD_RE = re.compile(r"stats up (\d+)s link (\w+) flaps (\d+)$")
+STATS_ROUTE_RE = re.compile(
+    r"(\S+) rx (\d+) tx (\d+) bytes (\d+) drop (\d+) \(big (\d+) empty (\d+) own (\d+) "
+    r"rate (\d+) src (\d+) err (\d+)\)")
+STATS_ROUTE_FIELDS = ("rx", "tx", "bytes", "drop", "big", "empty", "own", "rate", "src", "err")
+STATS_MEM_RE = re.compile(r"mem free (\d+)$")
+
+
+def parse_stats(line):
+    """A board's stats line -> {"uptime_s", "link", "flaps", "mem_free", "routes": {name:
+    {rx, tx, bytes, drop, big, empty, own, rate, src, err}}}; None when it is not one.
+    Fields a route part adds after its drop detail are ignored."""
+    parts = line.strip().split(" | ")
+    m = STATS_HEAD_RE.match(parts[0])
+    if not m:
+        return None
+    out = {"uptime_s": int(m.group(1)), "link": m.group(2), "flaps": int(m.group(3)),
+           "mem_free": None, "routes": {}}
+    for part in parts[1:]:
+        r = STATS_ROUTE_RE.match(part)
+        if r:
+            out["routes"][r.group(1)] = dict(zip(STATS_ROUTE_FIELDS, map(int, r.groups()[1:]),
+                                                 strict=True))
+            continue
+        mem = STATS_MEM_RE.match(part)
+        if mem:
+            out["mem_free"] = int(mem.group(1))
+    return out
 
 
 class LinkError(RuntimeError):
@@ -287,44 +322,24 @@ class Watcher:
     line while doing something else, e.g. sending traffic)."""
 
     def __init__(self, ser, echo=None):
-        import threading
-
         self.ser = ser
-        self.echo = echo
-        self.lines = []
-        self._cond = threading.Condition()
         self._stop = False
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
+        self._out = Lines(echo=echo)
+        self._thread = self._out.follow(self._each_line())
 
-    def _run(self):
+    def _each_line(self):
         while not self._stop:
             line = self.ser.readline(0.2)
-            if line is None:
-                continue
-            with self._cond:
-                self.lines.append(line)
-                self._cond.notify_all()
-            if self.echo:
-                self.echo(line)
+            if line is not None:
+                yield line
 
     def mark(self):
-        with self._cond:
-            return len(self.lines)
+        return self._out.mark()
 
     def wait_for(self, text, timeout, start=0):
         """The first line from index `start` containing `text`, or None."""
-        end = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for line in self.lines[start:]:
-                    if text in line:
-                        return line
-                left = end - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(min(left, 0.2))
+        return self._out.wait_for(text, timeout, start)
 
     def stop(self):
         self._stop = True
-        self._t.join(2)
+        self._thread.join(2)

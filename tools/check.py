@@ -60,9 +60,7 @@ def summary(cfg):
 def check_one(label, obj, out=sys.stdout, as_json=False):
     cfg, errors = fw.validate(obj)
     if errors:
-        print("%s: %d error(s):" % (label, len(errors)), file=out)
-        for e in errors:
-            print("  " + e, file=out)
+        fw.print_errors(label + ": ", errors, out=lambda line: print(line, file=out))
         return None
     if as_json:
         print(json.dumps(cfg, indent=2, sort_keys=True), file=out)
@@ -76,9 +74,7 @@ def check_one(label, obj, out=sys.stdout, as_json=False):
 def run(args):
     raw, cfg, errors = fw.check_file(args.path)
     if errors:
-        print("%s: %d error(s):" % (args.path, len(errors)))
-        for e in errors:
-            print("  " + e)
+        fw.print_errors(args.path + ": ", errors)
         return 1
     if args.json:
         print(json.dumps(cfg, indent=2, sort_keys=True))

@@ -38,13 +38,7 @@ def build_parser(commands=COMMANDS):
                         version="mcast-relay tools %s" % fw.version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in commands:
-        try:
-            mod = importlib.import_module("tools." + name)
-        except ModuleNotFoundError as e:
-            if e.name != "tools." + name:
-                raise
-            continue  # a command not in this checkout (yet)
-        mod.add_parser(sub)
+        importlib.import_module("tools." + name).add_parser(sub)
     return parser
 
 

@@ -179,9 +179,7 @@ def run(args):
     # 1. Everything that can be refused without a board.
     raw, cfg, errors = fw.check_file(args.config)
     if errors:
-        out("deploy: %s has %d error(s); nothing was copied:" % (args.config, len(errors)))
-        for e in errors:
-            out("  " + e)
+        fw.print_errors("deploy: %s has " % args.config, errors, "; nothing was copied:", out)
         return 1
     boards_file = args.boards
     if boards_file is None:
@@ -194,9 +192,7 @@ def run(args):
             _, e2 = fw.validate(fw.merge(raw, ov))
             errs += ["%s [%s]: %s" % (boards_file, uid, e) for e in e2]
         if errs:
-            out("deploy: %s has %d error(s); nothing was copied:" % (boards_file, len(errs)))
-            for e in errs:
-                out("  " + e)
+            fw.print_errors("deploy: %s has " % boards_file, errs, "; nothing was copied:", out)
             return 1
     build_dir = fw.BUILD
     if not args.no_lib and not args.source:

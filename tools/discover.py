@@ -13,22 +13,12 @@ import socket
 import sys
 import time
 
-MAGIC = b"MCRELAY?"
-DEFAULT_GROUP = "239.255.10.1:50010"
-DEFAULT_PORT = 50010
-REPLY_MAX = 1200  # what a board sends at most (lib/discovery.py)
-DROPS = ("big", "empty", "own", "rate", "source", "send_err", "recv_err")
+from lib.config import DISCOVERY_DEFAULTS
+from lib.discovery import DROPS, MAGIC  # the protocol is the board's
+from tools import stream
 
-
-def parse_endpoint(text, default_port=DEFAULT_PORT):
-    """'G:P' or 'G' -> (G, P); raises ValueError."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = text, str(default_port)
-    socket.inet_aton(host)
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError("port must be 1-65535: %r" % text)
-    return host, int(port)
+DEFAULT_GROUP = DISCOVERY_DEFAULTS["group"]
+DEFAULT_PORT = stream.parse_endpoint(DEFAULT_GROUP)[1]
 
 
 def new_nonce():
@@ -103,7 +93,7 @@ def collect(sock, nonce, timeout, resend=None, only_from=None, first=False):
 def discover(group=DEFAULT_GROUP, timeout=2.0, iface=None, repeat=2, ttl=1):
     """Send the query to the group (`repeat` times, spread over the first
     half of the timeout, against loss) and return the replies, sorted by IP."""
-    g, port = parse_endpoint(group)
+    g, port = stream.parse_endpoint(group)
     nonce = new_nonce()
     query = MAGIC + nonce.encode()
     with open_socket(iface, ttl) as s:
@@ -192,9 +182,9 @@ def add_parser(sub):
 
 def run(args):
     try:
-        parse_endpoint(args.group)
-    except (OSError, ValueError):
-        print("discover: --group must be GROUP:PORT, got %r" % args.group, file=sys.stderr)
+        stream.parse_endpoint(args.group)
+    except ValueError as e:
+        print("discover: --group must be GROUP:PORT: %s" % e, file=sys.stderr)
         return 2
     replies = discover(args.group, args.timeout, args.iface, args.repeat, args.ttl)
     if args.json:

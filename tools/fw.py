@@ -70,6 +70,14 @@ def check_file(path):
     return raw, cfg, errors
 
 
+def print_errors(before, errors, after=":", out=print):
+    """How every tool lists a config's errors: "<before>N error(s)<after>", then each
+    error on its own indented line."""
+    out("%s%d error(s)%s" % (before, len(errors), after))
+    for e in errors:
+        out("  " + e)
+
+
 # Sections a board overlay replaces as a whole: a static network and a DHCP
 # one have different keys, and a route list is one thing.
 REPLACED = ("network", "routes")

@@ -217,7 +217,6 @@ def run(args):
         print("probe: --from and --to are the same group: that is no relay", file=sys.stderr)
         return 2
     try:
-        stream.padded_size(args.size)
         pr = Probe(src, dst, args.size, args.rate, args.ttl, args.iface)
     except (OSError, ValueError) as e:
         print("probe: %s" % e, file=sys.stderr)

@@ -37,7 +37,7 @@ def add_traffic_args(p, group_required=True, rate=100.0, size=64,
         p.add_argument("--group", "-g", action="append", type=stream.endpoint_arg,
                        required=group_required, metavar="G:P",
                        help="multicast GROUP:PORT (repeat for several)")
-    p.add_argument("--size", "-s", type=int, default=size,
+    p.add_argument("--size", "-s", type=stream.size_arg, default=size,
                    help="datagram size in bytes, header included (%d-%d; default %d)"
                    % (stream.HEADER_SIZE, stream.MAX_SIZE, size))
     p.add_argument("--rate", "-r", type=float, default=rate,
@@ -148,11 +148,6 @@ class Sender:
 
 def run(args):
     stream.stop_on_sigterm()
-    try:
-        stream.padded_size(args.size)
-    except ValueError as e:
-        print("send: %s" % e, file=sys.stderr)
-        return 2
     try:
         s = Sender(args.group, args.size, args.rate, args.ttl, args.iface, args.loop)
     except OSError as e:

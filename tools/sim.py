@@ -12,20 +12,19 @@ leaves the namespaces the simulator makes (needs root for `ip netns`).
 """
 
 import json
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 
-from tools import fw, stream
+from tools import boardlink, fw, stream
+from tools.lines import LineProc
 
 NAME = "sim"
 BOARD_IP = "198.18.0.10"
 SENDER_IP = "198.18.0.20"
 LISTENER_IP = "198.18.0.30"
-STATS_ROUTE = re.compile(r"(\S+) rx (\d+) tx (\d+) bytes (\d+) drop (\d+)")
 
 
 def add_parser(sub):
@@ -38,7 +37,7 @@ def add_parser(sub):
     p.add_argument("--rate", "-r", type=float, default=None,
                    help="datagrams per second to each route's input group (default 200; 50 "
                         "on the emulated board, which runs slower than a real one)")
-    p.add_argument("--size", "-s", type=int, default=200,
+    p.add_argument("--size", "-s", type=stream.size_arg, default=200,
                    help="datagram size in bytes (default 200)")
     p.add_argument("--firmware", metavar="UF2", default=None,
                    help="run the official MicroPython image (W5100S_EVB_PICO or W5500_EVB_PICO "
@@ -60,39 +59,23 @@ def add_parser(sub):
     return p
 
 
-def parse_stats(line):
-    """A board `stats ...` line -> {route name: {"rx", "tx", "bytes", "drop"}}."""
-    out = {}
-    for m in STATS_ROUTE.finditer(line):
-        out[m.group(1)] = {"rx": int(m.group(2)), "tx": int(m.group(3)),
-                           "bytes": int(m.group(4)), "drop": int(m.group(5))}
-    return out
-
-
-class _JsonProc:
+class _JsonProc(LineProc):
     """A tools command in a LAN host, speaking JSON lines; keeps the last of each event."""
 
     def __init__(self, host, argv):
-        self.proc = host.popen([sys.executable, "-m", "tools", *argv], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=fw.ROOT,
-                               start_new_session=True)
         self.last = {}
-        self.ready = threading.Event()
-        self.done = threading.Event()
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
+        super().__init__([sys.executable, "-m", "tools", *argv], popen=host.popen,
+                         stdin=subprocess.DEVNULL, cwd=fw.ROOT, start_new_session=True)
 
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                d = json.loads(line)
-            except ValueError:
-                continue
-            ev = d.get("event")
-            self.last[ev] = d
-            if ev == "ready":
-                self.ready.set()
-        self.done.set()
+    def on_line(self, line):
+        try:
+            d = json.loads(line)
+        except ValueError:
+            return
+        self.last[d.get("event")] = d
+
+    def ready(self, timeout):
+        return self.wait(lambda: "ready" in self.last, timeout)
 
     def interrupt(self):
         """Stop it; it still prints its summary (send/listen take SIGTERM like Ctrl-C)."""
@@ -100,19 +83,14 @@ class _JsonProc:
             self.proc.send_signal(signal.SIGTERM)
 
     def finish(self, timeout=10):
+        """Wait for it to end (kill it after timeout s); its summary, or None."""
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.done.wait(2)
+        self._thread.join(2)
         return self.last.get("summary")
-
-    def stderr(self):
-        try:
-            return self.proc.stderr.read()
-        except (OSError, ValueError):
-            return ""
 
 
 class Printer:
@@ -149,16 +127,9 @@ def run(args):
         return 2
     raw, cfg, errors = fw.check_file(args.config)
     if errors:
-        print("sim: %s has %d error(s), the board would not run it:" % (args.config, len(errors)),
-              file=sys.stderr)
-        for e in errors:
-            print("  " + e, file=sys.stderr)
+        fw.print_errors("sim: %s has " % args.config, errors, ", the board would not run it:",
+                        lambda line: print(line, file=sys.stderr))
         return 1
-    try:
-        stream.padded_size(args.size)
-    except ValueError as e:
-        print("sim: %s" % e, file=sys.stderr)
-        return 2
     args.image = None
     if args.firmware or args.emulated:
         from tools.emu.firmware import FirmwareError, resolve
@@ -222,8 +193,9 @@ def simulate(args, raw, cfg, say):
     state = {"stats": {}, "stats_at": 0.0, "stats_n": 0}
 
     def on_board_line(line):
-        if line.startswith("stats "):
-            state["stats"] = parse_stats(line)
+        stats = boardlink.parse_stats(line)
+        if stats is not None:
+            state["stats"] = stats["routes"]
             state["stats_at"] = time.monotonic()
             state["stats_n"] += 1
         if not state.get("done"):
@@ -282,7 +254,7 @@ def _emulated_board(image, lan, board_cfg, echo, say):
 def _traffic(args, board, shost, lhost, routes, froms, tos, desc, state, say):
     listener = _JsonProc(lhost, ["listen", "--quiet", "--json", "--interval", "0.25", "--iface",
                                  LISTENER_IP] + sum((["-g", t] for t in tos), []))
-    if not listener.ready.wait(10):
+    if not listener.ready(10):
         say("sim: the listener did not start: %s" % listener.stderr(), force=True)
         return 2
     sender = _JsonProc(shost, ["send", "--json", "--interval", "0.25", "--iface", SENDER_IP,

@@ -15,6 +15,8 @@ import socket
 import struct
 import time
 
+from lib import mcast
+
 MAGIC = b"MCR1"
 HEADER = struct.Struct("!4sIQQ")
 HEADER_SIZE = HEADER.size  # 24
@@ -25,22 +27,16 @@ RCVBUF = 4 << 20
 
 # -- addresses -----------------------------------------------------------------------------
 def parse_endpoint(text):
-    """'GROUP:PORT' -> (group, port); ValueError with the reason."""
-    host, sep, port = str(text).rpartition(":")
-    if not sep or not host:
-        raise ValueError("%r is not GROUP:PORT (e.g. 224.0.10.1:50000)" % text)
+    """'GROUP:PORT' -> (group, port) for a multicast group: the board's own parser
+    (lib/mcast.py) and a multicast check; ValueError with the reason."""
     try:
-        packed = socket.inet_aton(host)
-    except OSError:
-        raise ValueError("%r: %r is not an IPv4 address" % (text, host)) from None
-    if host.count(".") != 3:
-        raise ValueError("%r: %r is not a dotted IPv4 address" % (text, host))
-    if not 224 <= packed[0] <= 239:
+        group, port = mcast.parse_endpoint(text)
+    except ValueError as e:
+        raise ValueError("%r is not GROUP:PORT: %s (e.g. 224.0.10.1:50000)" % (text, e)) from None
+    if not mcast.is_multicast(mcast.parse_ipv4(group)):
         raise ValueError("%r: %s is not a multicast group (224.0.0.0-239.255.255.255)"
-                         % (text, host))
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError("%r: port must be 1-65535" % text)
-    return host, int(port)
+                         % (text, group))
+    return group, port
 
 
 def endpoint_arg(text):
@@ -287,6 +283,17 @@ def padded_size(size):
     if size > MAX_SIZE:
         raise ValueError("--size must be at most %d" % MAX_SIZE)
     return size
+
+
+def size_arg(text):
+    """argparse type for --size: a datagram size the payload header fits in."""
+    import argparse
+
+    try:
+        return padded_size(int(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            str(e) if str(e).startswith("--size") else "%r is not a whole number" % text) from None
 
 
 def is_tty(stream):

