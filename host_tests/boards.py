@@ -18,15 +18,10 @@ import json
 
 import pytest
 
+from host_tests.twinlan import load_default_config
 from tools.twin.runner import Board, twin_config
 
 BOARD_IP = "198.18.0.10"
-
-
-def load_default_config():
-    from tools.twin import mpy
-
-    return json.loads((mpy.ROOT / "config.json").read_text())
 
 
 class TwinKind:
@@ -191,13 +186,3 @@ def kinds():
             continue
         params.append(pytest.param(EmulatedKind(image), id=image.board))
     return params
-
-
-def no_traceback(board):
-    """The board's output has no traceback of ours (a KeyboardInterrupt at the REPL from a
-    Ctrl-C the test typed is not one)."""
-    out = board.output()
-    text = out.replace('Traceback (most recent call last):\n  File "<stdin>", line 1, in '
-                       '<module>\nKeyboardInterrupt: ', "")
-    assert "Traceback" not in text, out
-    return out

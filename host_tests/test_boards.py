@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from host_tests.boards import BOARD_IP, kinds, no_traceback
-from host_tests.twinlan import LISTENER_IP, SENDER_IP, Recorder, send_payloads
+from host_tests.boards import BOARD_IP, kinds
+from host_tests.twinlan import LISTENER_IP, SENDER_IP, Recorder, no_traceback, send_payloads
 
 G_IN, G_OUT, PORT = "224.0.10.1", "224.0.10.2", 50000
 
@@ -61,7 +61,7 @@ def test_forwards_byte_identical_from_the_board_address(kind, lan, pcs, tmp_path
         data = payloads(150, 10, 1472, seed=1)
         data[-1] = data[-1] + bytes(1472 - len(data[-1]))
         assert send_payloads(pc1, G_IN, PORT, data, tmp_path, interval=kind.pace) == 150
-        got = rec.wait()
+        got = rec.finish()
         board.wait_for("route0 rx 150 tx 150", 10 * kind.slow)
     finally:
         board.stop()
@@ -83,8 +83,8 @@ def test_two_routes_no_crosstalk(kind, lan, pcs, tmp_path):
         b = [b"B" + i.to_bytes(2, "big") for i in range(50)]
         send_payloads(pc1, "224.0.10.1", 50000, a, tmp_path, interval=kind.pace)
         send_payloads(pc1, "224.0.10.3", 50001, b, tmp_path, interval=kind.pace)
-        got_a = [d for _, d in rec_a.wait()]
-        got_b = [d for _, d in rec_b.wait()]
+        got_a = [d for _, d in rec_a.finish()]
+        got_b = [d for _, d in rec_b.finish()]
     finally:
         board.stop()
     assert got_a == a and got_b == b
@@ -100,7 +100,7 @@ def test_oversize_dropped_never_truncated(kind, lan, pcs, tmp_path):
         big = [b"B" + rnd.randbytes(rnd.randint(1473, 4000)) for _ in range(20)]
         mixed = [p for pair in zip(small, big, strict=True) for p in pair]
         send_payloads(pc1, G_IN, PORT, mixed, tmp_path, interval=4 * kind.pace)
-        got = [d for _, d in rec.wait()]
+        got = [d for _, d in rec.finish()]
         board.wait_for("big 20", 10 * kind.slow)
     finally:
         board.stop()
@@ -156,7 +156,7 @@ def test_cable_pull_groups_relearned_and_forwarding_back(kind, lan, pcs, tmp_pat
         rec = Recorder(pc2, G_OUT, PORT)
         data = [b"after%d" % i for i in range(30)]
         send_payloads(pc1, G_IN, PORT, data, tmp_path, interval=kind.pace)
-        got = [d for _, d in rec.wait()]
+        got = [d for _, d in rec.finish()]
     finally:
         board.stop()
     assert got == data
@@ -200,7 +200,7 @@ def test_datagrams_from_its_own_address_are_not_forwarded(kind, lan, pcs, tmp_pa
         assert res.returncode == 0, res.stderr
         ours = [b"pc%d" % i for i in range(20)]
         send_payloads(pc1, G_IN, PORT, ours, tmp_path, interval=kind.pace)
-        got = [d for _, d in rec.wait()]
+        got = [d for _, d in rec.finish()]
         board.wait_for("own 20", 10 * kind.slow)
     finally:
         board.stop()
@@ -221,7 +221,7 @@ def test_wedged_chip_ends_in_a_watchdog_reset_and_forwarding_comes_back(kind, la
         rec = Recorder(pc2, G_OUT, PORT)
         data = [b"back%d" % i for i in range(20)]
         send_payloads(pc1, G_IN, PORT, data, tmp_path, interval=kind.pace)
-        got = [d for _, d in rec.wait() if d.startswith(b"back")]
+        got = [d for _, d in rec.finish() if d.startswith(b"back")]
     finally:
         board.stop()
     assert got == data
@@ -255,7 +255,7 @@ def test_a_bad_new_config_runs_the_last_good_one(kind, lan, pcs, tmp_path):
         rec = Recorder(pc2, G_OUT, PORT)
         data = [b"good%d" % i for i in range(20)]
         send_payloads(pc1, G_IN, PORT, data, tmp_path, interval=kind.pace)
-        got = [d for _, d in rec.wait()]
+        got = [d for _, d in rec.finish()]
         last = kind.read(board, "config.last.json")
     finally:
         board.stop()

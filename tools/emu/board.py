@@ -7,13 +7,13 @@ tests drives both."""
 import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from tools.emu import bootrom
 from tools.emu.link import EmulatorError, EmuProcess
 from tools.emu.serialport import SerialPort
 from tools.emu.tap import Tap
+from tools.lines import Lines
 
 FLASH_SIZE = 2 * 1024 * 1024  # both EVB-Pico boards: 2 MB of QSPI flash
 
@@ -37,7 +37,6 @@ class EmulatedBoard:
         self.uid = uid
         self.timing = timing
         self.console = console
-        self.echo = echo
         self.on_frame = on_frame
         self.chip = chip or firmware.chip
         self.verbose = verbose
@@ -50,7 +49,8 @@ class EmulatedBoard:
         self.flash_path = self.dir / "flash.bin"
         if flash_from is not None:
             shutil.copyfile(flash_from, self.flash_path)
-        self.lines = []
+        self._out = Lines(echo=echo)  # the console, line by line (what the USB serial carried)
+        self.lines = self._out.items
         self._partial = ""
         self.boots = []  # reset causes, one per boot ("power-on", "watchdog", "soft")
         self.frames_out = 0
@@ -135,14 +135,8 @@ class EmulatedBoard:
             self.port.write(data)
         text = self._partial + data.decode("utf-8", "replace")
         *done, self._partial = text.split("\n")
-        if done:
-            with self._cond:
-                for line in done:
-                    line = line.rstrip("\r")
-                    self.lines.append(line)
-                    if self.echo:
-                        self.echo(line)
-                self._cond.notify_all()
+        for line in done:
+            self._out.add(line.rstrip("\r"))
 
     def _on_event(self, ev):
         with self._cond:
@@ -173,21 +167,16 @@ class EmulatedBoard:
         return self.boots[1:]
 
     def output(self):
-        with self._cond:
-            return "\n".join(self.lines + ([self._partial] if self._partial else []))
+        return self._out.text()
 
     def wait_for(self, text, timeout=60, start=0):
-        end = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for line in self.lines[start:]:
-                    if text in line:
-                        return line
-                left = end - time.monotonic()
-                if left <= 0 or not self.proc.alive():
-                    raise TimeoutError("emulated board never printed %r; output:\n%s" % (
-                        text, "\n".join(self.lines[-40:] + [self._partial])))
-                self._cond.wait(min(left, 0.2))
+        """The first console line from index `start` containing `text` (TimeoutError if none
+        comes in `timeout` s)."""
+        line = self._out.wait_for(text, timeout, start, until_end=False)
+        if line is None:
+            raise TimeoutError("emulated board never printed %r; output:\n%s" % (
+                text, "\n".join(self.lines[-40:] + [self._partial])))
+        return line
 
     def interrupt(self):
         """Ctrl-C on the USB serial."""
