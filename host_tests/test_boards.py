@@ -48,7 +48,7 @@ def test_boots_to_the_status_line(kind, lan, pcs):
         board.stop()
     out = no_traceback(board)
     status = next(x for x in board.lines if "| IP " in x)
-    assert "WIZNET5K SPI0 20.0 MHz INTN GP21" in status, status
+    assert "WIZNET5K SPI0 24.0 MHz INTN GP21" in status, status
     assert "IP %s/15 gw 0.0.0.0 (static) | link up" % BOARD_IP in status, status
     assert "relay: 1 route(s): route0 224.0.10.1:50000 -> 224.0.10.2:50000" in out
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LIB_MODULES = {p.stem for p in (ROOT / "lib").glob("*.py")}
+# lib/*.py, and forward_native: lib/forward.py as deploy compiles it to machine code.
+LIB_MODULES = {p.stem for p in (ROOT / "lib").glob("*.py")} | {"forward_native"}
 # What MicroPython gives the device code (the rp2 port and the unix port).
 MICROPYTHON = {"gc", "select", "time", "socket", "json", "os", "sys", "machine", "network",
-               "micropython", "binascii", "hashlib", "struct", "io", "_thread"}
+               "micropython", "binascii", "hashlib", "struct", "io", "_thread", "uctypes"}
 STDLIB = set(sys.stdlib_module_names)
 
 
@@ -41,10 +42,11 @@ RULES = [
     (["tools"], STDLIB | {"tools", "lib", "serial", "mpremote"},
      "host tools: the standard library, lib/ (the board's own validator and protocol), "
      "tools/, pyserial (mpremote runs as a program)"),
-    (["bench/mp_contenders.py", "bench/counts_scenario.py"], MICROPYTHON | LIB_MODULES,
-     "MicroPython programs: lib/ as on the board"),
-    (["bench"], STDLIB | {"tools", "bench", "matplotlib"},
-     "the benchmark: the twin's helpers (tools/), never the tests"),
+    (["bench/mp_contenders.py", "bench/counts_scenario.py", "bench/emu_programs"],
+     MICROPYTHON | LIB_MODULES, "MicroPython programs: lib/ as on the board"),
+    (["bench"], STDLIB | {"tools", "bench", "matplotlib", "elftools"},
+     "the benchmark: the twin's helpers (tools/), never the tests; pyelftools reads the "
+     "firmware's ELF"),
 ]
 
 

@@ -238,6 +238,10 @@ def test_stats_line_parsing():
     # a route may say more after its drop detail (rates, one day): still parsed
     more = line.replace("err 0) | r1", "err 0) 12/s | r1")
     assert boardlink.parse_stats(more)["routes"] == st["routes"]
+    # the stall count (older relays have none)
+    assert st["stalls"] is None
+    stalled = boardlink.parse_stats(line.replace("flaps 0 |", "flaps 0 stalls 2 |"))
+    assert (stalled["flaps"], stalled["stalls"], stalled["routes"]) == (0, 2, st["routes"])
     assert boardlink.parse_stats("relay: link DOWN") is None
 
 

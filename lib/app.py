@@ -164,7 +164,8 @@ def main(board, log=print):
                 retry.wait(wdt)
         if board.source == CONFIG:
             save_last_good(cfg, log)  # it started cleanly: the one to fall back on
-        log(board.nic.status_line(VERSION, _ttl_note(r)))
+        log(board.nic.status_line(VERSION, "%s | forward loop %s" % (_ttl_note(r),
+                                                                      relaymod.FORWARD)))
         r.run()  # until Ctrl-C: it leaves its groups and says so itself
     except KeyboardInterrupt:
         # Ctrl-C outside the loop proper (a moment too early or too late)

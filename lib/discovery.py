@@ -38,7 +38,8 @@ _NONCE_OK = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:
 # A route's drop counters (relay.COUNTERS after rx, tx, bytes): "drop" is their
 # sum; a full reply also carries each one.
 DROPS = ("big", "empty", "own", "rate", "source", "send_err", "recv_err")
-_EXTRAS = ("rejoins", "reactivations", "loop_errors")  # relay.stats() fields a reply may drop
+# relay.stats() fields a reply carries and may drop when too long
+_EXTRAS = ("rejoins", "reactivations", "loop_errors", "stalls", "stalled_ms")
 
 
 def _dumps(obj):
@@ -154,6 +155,10 @@ class Responder:
         """Join the group on iface. OSError: Relay.open() closes and retries."""
         mcast.join(sock, self.group, iface)
         self._iface = iface
+
+    def received(self):
+        """Datagrams that reached the socket (queries or not) since start."""
+        return self.queries + self.bad
 
     def rejoin(self, sock, iface, fresh=False):
         if not fresh:

@@ -1,9 +1,8 @@
-# The forward loop: every route's receive socket in one select.poll, one
-# transmit socket, counters instead of logs. Per datagram (_pump) the loop
-# touches only what open() made and small ints; everything periodic (token
-# refill, counter folding, watchdog, discovery queries, link watch, group
-# announcements, the stats line) runs in _housekeeping() on a 100 ms ticks_ms
-# deadline.
+# The relay: its routes' receive sockets, one transmit socket, counters
+# instead of logs. The per-datagram loop is lib/forward.py's (it touches only
+# what open() made and small ints); everything periodic (token refill, counter
+# folding, watchdog, discovery queries, link watch, group announcements, stall
+# detection, the stats line) runs in tick() on a 100 ms ticks_ms deadline.
 import gc
 import select
 import time
@@ -12,6 +11,13 @@ import mcast
 from backoff import Backoff
 from bucket import TokenBucket
 from micropython import const
+
+try:
+    import forward_native as forward  # deploy's machine-code build of lib/forward.py
+except (ImportError, ValueError):  # not deployed, or a firmware that cannot load it
+    import forward
+
+FORWARD = "native" if forward.__name__ == "forward_native" else "bytecode"
 
 # A route's counters, each a plain int attribute of its Route, counted by the
 # loop where it happens; every tick folds them into Route.totals (so the loop
@@ -34,13 +40,53 @@ _SRC = const(2)  # a source's verdict: not in the allow-list
 
 _TICK_MS = const(100)
 _POLLIN = const(1)
+# A stall: the loop got no time for this long (the NIC's driver drains the
+# chip from an interrupt and never returns while frames come faster than it
+# reads them: README "Limits of the board"). Counted every time; logged at
+# most once per _STALL_QUIET_MS.
+_STALL_MS = const(500)
+_STALL_QUIET_MS = const(60000)
 _QUERIES_PER_TICK = const(16)  # discovery queries handled per tick at most (replies_per_s <= 100)
 _CACHE_MAX = const(64)  # source verdicts kept per route (a LAN has a few senders)
 # After the link returns the groups are announced at once, then again after
 # each of these (ms): a report that was lost, or sent while the switch port was
 # not forwarding yet (classic STP holds a new link for 30 s), is made good.
-# lwIP reports only a new membership, so each announcement is leave + join.
+# lwIP reports only a new membership, so each announcement is leave + join,
+# and on a switch with fast leave the leave cuts the port off until the
+# join's report: a route that received datagrams since the previous
+# announcement is not announced again (the switch evidently forwards to us).
 _ANNOUNCE_MS = (1000, 3000, 8000, 35000)
+
+
+def _plug_heap(size):
+    """Fill every free block below the first run that a recvfrom(size) buffer
+    fits in with a one-block plug; returns the plugs (a chain of 1-tuples) for
+    the caller to keep, or None.
+
+    Why: MicroPython's allocator (py/gc.c gc_alloc) looks for a run of free
+    blocks from the lowest free block on (gc_last_free_atb_index), which only
+    a one-block allocation moves up and every collection sets back to the
+    heap's start. Start-up leaves the low heap full of small holes between
+    long-lived objects; after each collection the few one-block objects of a
+    datagram (its address, the tuple) fill them a few at a time, and until
+    they are full every recvfrom (93 blocks for 1473 bytes) is searched for
+    from the lowest hole up. Plugged, the lowest free block is where free
+    space starts, as in a bare loop. Costs the holes' size (~11 KB on the
+    board); measured in docs/bench.md ("gc_alloc")."""
+    try:
+        import uctypes
+
+        gc.collect()
+        probe = bytearray(size)  # where recvfrom's buffer goes
+        edge = uctypes.addressof(probe)
+        plug = None
+        while True:
+            nxt = (plug,)
+            if id(nxt) > edge:  # every hole below is full
+                return plug
+            plug = nxt
+    except (ImportError, MemoryError):
+        return None
 
 
 def _parse_allow(entries):
@@ -92,6 +138,11 @@ class Route:
         self._own_raw = b"\0\0\0\0"
         self.sock = None
         self.recvfrom = None  # sock.recvfrom, bound once in Relay.open()
+        self.heard = None  # received() when the group was last announced (Relay.rejoin)
+
+    def received(self):
+        """Datagrams received since start (what the loop counted since the last tick too)."""
+        return self.totals[0] + self.rx
 
     def forget(self, own_ip):
         """A new own address (or a new loop): every cached verdict goes."""
@@ -199,6 +250,9 @@ class Relay:
         self.rejoins = 0
         self.reactivations = 0
         self.loop_errors = 0
+        self.stalls = 0  # times the loop got no time for _STALL_MS or more
+        self.stalled_ms = 0  # their total length
+        self._stall_said = None  # uptime (ms) of the stall logged last
         # ticks_ms wraps (2**30 ms on the board): uptime is accumulated in
         # steps shorter than half the period, at least every housekeeping tick.
         self._up_ms = 0
@@ -206,7 +260,9 @@ class Relay:
         self._running = False
         self._readdress = False  # the address changed: _pump returns, run() enters it again
         self._deadline = None  # ticks_ms at which run(duration_ms) ends
-        self._poll = None  # the receive sockets
+        self._tick_at = 0  # ticks_ms of the last tick: the elapsed time the next one hands on
+        self._plugs = None  # _plug_heap()'s plugs, kept while the relay runs
+        self._resp_heard = None  # the responder's received() when its group was last announced
         self._queries = None  # the transmit socket, when discovery queries come to it
         self._next_link = 0  # ticks_ms deadlines, set when run() starts
         self._next_stats = 0
@@ -237,10 +293,6 @@ class Relay:
         except Exception:
             self.close()
             raise
-        p = select.poll()
-        for r in self.routes:
-            p.register(r.sock, _POLLIN)
-        self._poll = p
         if self.responder is not None:
             # Queries are answered at the tick, not between datagrams: the
             # forward loop never waits for a reply being built.
@@ -263,15 +315,21 @@ class Relay:
                 self.responder.leave(self.tx)
             self.tx.close()
             self.tx = None
-        self._poll = None
         self._queries = None
 
-    def rejoin(self, fresh=False):
+    def rejoin(self, fresh=False, if_quiet=False):
         """Tell the LAN about our groups again: a snooping switch forgets a
-        port's groups when its link drops. Leave+join sends a new report."""
+        port's groups when its link drops. Leave+join sends a new report.
+        if_quiet: only the groups that received nothing since they were last
+        announced (the others evidently reach us: see _ANNOUNCE_MS)."""
+        renewed = False
         for r in self.routes:
             if r.sock is None:
                 continue
+            heard, r.heard = r.heard, r.received()
+            if if_quiet and heard != r.heard:
+                continue
+            renewed = True
             if not fresh:
                 try:
                     mcast.leave(r.sock, r.group, self.own_ip)
@@ -281,9 +339,14 @@ class Relay:
                 mcast.join(r.sock, r.group, self.own_ip)
             except OSError:
                 self.loop_errors += 1
-        if self.responder is not None and self.tx is not None:
-            self.responder.rejoin(self.tx, self.own_ip, fresh)
-        self.rejoins += 1
+        resp = self.responder
+        if resp is not None and self.tx is not None:
+            heard, self._resp_heard = self._resp_heard, resp.received()
+            if not (if_quiet and heard != self._resp_heard):
+                resp.rejoin(self.tx, self.own_ip, fresh)
+                renewed = True
+        if renewed:
+            self.rejoins += 1
 
     # -- the loop -------------------------------------------------------------
     def run(self, duration_ms=0):
@@ -293,6 +356,8 @@ class Relay:
         self._running = True
         if self.stats_ms:
             self.log(self.summary_header())
+        self._plugs = None
+        self._plugs = _plug_heap(self.max_datagram + 1)
         now = time.ticks_ms()
         self._next_link = self._next_stats = now  # both due at the first tick
         self._deadline = time.ticks_add(now, duration_ms) if duration_ms else None
@@ -309,6 +374,7 @@ class Relay:
             self.log("relay: stopped (Ctrl-C). relay.stats() has the counters; relay.run() resumes.")
         finally:
             self._running = False
+            self._plugs = None
             self.close()
         return self
 
@@ -317,63 +383,42 @@ class Relay:
         self._running = False
 
     def _pump(self):
-        # Forwards until stop(), the deadline or an address change. Per
-        # datagram: one poll event, recvfrom, the size checks, one dict lookup
-        # for both source guards (own address, allow-list), a token, sendto and
-        # the counters; nothing allocated beyond what recvfrom returns.
-        # Named here first, the per-datagram locals get MicroPython's one-byte
-        # load and store instructions (the first 16 locals do).
-        ev = hot = r = recvfrom = forwardable = dst_addr = data = addr = n = tokens = None
-        maxd = self.max_datagram
-        bufn = maxd + 1  # one more than allowed: a longer datagram shows as too big
-        _len = len
-        sendto = self.tx.sendto
-        # What the loop needs of each route, as locals: unpacking one tuple
-        # costs MicroPython less than three attribute loads (docs/architecture.md).
-        hot = {}
+        # Forwards until stop(), the deadline or an address change.
         for r in self.routes:
             r.forget(self.own_ip)
-            hot[r.sock] = (r, r.recvfrom, r.forwardable, r.dst_addr)
         self._readdress = False
-        ipoll = self._poll.ipoll
-        ticks_ms = time.ticks_ms
-        ticks_diff = time.ticks_diff
-        next_tick = time.ticks_add(ticks_ms(), _TICK_MS)
-        while True:
-            for ev in ipoll(_TICK_MS):
-                r, recvfrom, forwardable, dst_addr = hot[ev[0]]
-                try:
-                    data, addr = recvfrom(bufn)
-                except OSError:
-                    r.recv_err += 1
-                    continue
-                r.rx += 1
-                n = _len(data)
-                if n > maxd:
-                    r.big += 1
-                elif not n:
-                    r.empty += 1
-                elif addr in forwardable or r.admit(addr):
-                    tokens = r.tokens
-                    if not tokens:
-                        r.rate += 1
-                        continue
-                    r.tokens = tokens - 1
-                    try:
-                        sendto(data, dst_addr)
-                    except OSError:
-                        r.send_err += 1
-                        continue
-                    r.tx += 1
-                    r.bytes += n
-            if ticks_diff(ticks_ms(), next_tick) >= 0:
-                now = ticks_ms()
-                self._housekeeping(now, _TICK_MS + ticks_diff(now, next_tick))
-                next_tick = time.ticks_add(now, _TICK_MS)
-                if self._deadline is not None and ticks_diff(now, self._deadline) >= 0:
-                    self._running = False
-                if not self._running or self._readdress:
-                    return
+        self._tick_at = time.ticks_ms()
+        if len(self.routes) == 1:
+            forward.one(self, self.routes[0])
+        else:
+            forward.several(self)
+
+    def tick(self, due):
+        """The forward loop's hand-over once ticks_ms() passed `due` (set
+        _TICK_MS after the previous tick ended): a stall check, the
+        housekeeping. Returns when the next tick is due, or None when the
+        loop is to return (stop(), the deadline, an address change)."""
+        now = time.ticks_ms()
+        late = time.ticks_diff(now, due)
+        if late >= _STALL_MS - _TICK_MS:
+            self._stalled(late + _TICK_MS)
+        self._housekeeping(now, time.ticks_diff(now, self._tick_at))
+        self._tick_at = now
+        if self._deadline is not None and time.ticks_diff(now, self._deadline) >= 0:
+            self._running = False
+        if not self._running or self._readdress:
+            return None
+        return time.ticks_add(time.ticks_ms(), _TICK_MS)
+
+    def _stalled(self, ms):
+        """The loop got no time for ms: counted; said once per _STALL_QUIET_MS."""
+        self.stalls += 1
+        self.stalled_ms += ms
+        self.uptime_s()
+        if self._stall_said is None or self._up_ms - self._stall_said >= _STALL_QUIET_MS:
+            self._stall_said = self._up_ms
+            self.log("relay: receive stalled {:,} ms: more multicast than the NIC can drain; "
+                     "see README".format(ms))
 
     # -- periodic work ----------------------------------------------------------
     def _housekeeping(self, now, elapsed):
@@ -452,7 +497,8 @@ class Relay:
             self._refresh_address()
 
     def _announce_start(self, now):
-        """Announce the groups now, and again after each of _ANNOUNCE_MS."""
+        """Announce the groups now, and again after each of _ANNOUNCE_MS (the
+        groups that received nothing in between)."""
         self.rejoin()
         self._ann_base = now
         self._ann_i = 0
@@ -461,7 +507,7 @@ class Relay:
         if not self.link_up:
             self._ann_i = -1
         elif time.ticks_diff(now, self._ann_base) >= _ANNOUNCE_MS[self._ann_i]:
-            self.rejoin()
+            self.rejoin(if_quiet=True)
             self._ann_i += 1
             if self._ann_i >= len(_ANNOUNCE_MS):
                 self._ann_i = -1
@@ -529,6 +575,8 @@ class Relay:
             "rejoins": self.rejoins,
             "reactivations": self.reactivations,
             "loop_errors": self.loop_errors,
+            "stalls": self.stalls,
+            "stalled_ms": self.stalled_ms,
             "routes": [self._route_stats(r) for r in self.routes],
         }
 
@@ -545,8 +593,8 @@ class Relay:
             len(self.routes), ", ".join("%s %s -> %s" % (r.name, r.src, r.dst) for r in self.routes))
 
     def stats_line(self):
-        parts = ["stats up %ds link %s flaps %d" % (
-            self.uptime_s(), "up" if self.link_up else "DOWN", self.link_flaps)]
+        parts = ["stats up %ds link %s flaps %d stalls %d" % (
+            self.uptime_s(), "up" if self.link_up else "DOWN", self.link_flaps, self.stalls)]
         for r in self.routes:
             c = r.counters()
             parts.append("%s rx %d tx %d bytes %d drop %d (big %d empty %d own %d rate %d src %d err %d)" % (
