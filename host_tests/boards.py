@@ -71,6 +71,19 @@ class TwinKind:
         assert r.returncode == 0, r.stdout + r.stderr
         return board, board.port
 
+    chip_name = "W5100S"  # the twin's chip (fakes/twinchip.py)
+
+    _CHIP_KEYS = {"absent": "chip_absent", "held-in-reset": "chip_in_reset",
+                  "miso-high": "miso_high", "stuck": "chip_stuck"}
+
+    def chip_fault(self, board, fault):
+        """The board's chip: absent, held-in-reset, miso-high, stuck, or None (fine)."""
+        board.control(**{k: (self._CHIP_KEYS.get(fault) == k)
+                         for k in self._CHIP_KEYS.values()})
+
+    def bootsel(self, board, pressed):
+        board.control(bootsel=bool(pressed))
+
     def update(self, board, files):
         board.stop()
         for fname, data in files.items():
@@ -146,6 +159,19 @@ class EmulatedKind:
         board = EmulatedBoard(self.image, lan=lan, name=name, ip=ip, flash_from=flash,
                               console=False).start()
         return board, str(board.port.name)
+
+    @property
+    def chip_name(self):
+        return self.image.chip.upper()
+
+    _CHIP_FAULTS = {"absent": "absent", "held-in-reset": "heldInReset",
+                    "miso-high": "misoStuckHigh", "stuck": "stuckCommand"}
+
+    def chip_fault(self, board, fault):
+        board.faults(**({self._CHIP_FAULTS[fault]: True} if fault else {}))
+
+    def bootsel(self, board, pressed):
+        board.bootsel(pressed)
 
     def resets(self, board):
         return list(board.resets)

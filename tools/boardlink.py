@@ -32,12 +32,16 @@ FATAL = (
     "relay not started",
     "boot failed",
     "safe boot:",
+    "safe boot (",
     "relay skipped",
     "error(s), the relay will not use it",
 )
 # Worth showing, but the firmware keeps trying.
 WARN = (
     "NIC: bring-up failed",
+    "answers on SPI",  # lib/wizchip.py: no chip, or the other chip, where nic.* says
+    "does not finish a reset",
+    "does not complete a command",
     "NIC: no link/address",
     "running the last good config",
     "cannot open sockets",
@@ -175,6 +179,40 @@ class Boot:
             if w in line:
                 self.warnings.append(line.strip())
 
+    def chip_problems(self):
+        """What the board's chip check (lib/wizchip.py) said at each try, without the
+        retry note."""
+        out = []
+        for w in self.warnings:
+            if "answers" in w or "does not" in w:
+                w = re.sub(r"^NIC: ", "", w)
+                out.append(re.sub(r" \(next try in \d+ s\)$", "", w))
+        return out
+
+    def chip_failures(self):
+        return len(self.chip_problems())
+
+    def diagnosis(self, timeout):
+        """Why there is no running relay, with what to do: None when there is one."""
+        if self.ok:
+            return None
+        if self.fatal:
+            return self.fatal
+        if self.traceback:
+            return "a traceback in the boot log"
+        chip = self.chip_problems()
+        if chip:
+            return ("the board's chip check: %s. The relay does not start until the chip "
+                    "answers; the REPL stays reachable: fix config.json and deploy again"
+                    % chip[-1])
+        if self.lines and ("booting" in self.lines[-1] or "press BOOTSEL" in self.lines[-1]):
+            return ("the board stopped after its 'booting' line for %g s: a firmware from before "
+                    "the chip check waits for a WIZnet chip that does not answer (check the "
+                    "wiring and nic.* in config.json). To get its REPL back: press BOOTSEL within "
+                    "1.5 s after a reset (safe boot); a firmware without that needs its flash "
+                    "erased (flash_nuke.uf2, firmware/README.md)" % timeout)
+        return "no status line in %g s" % timeout
+
     def summary(self):
         s = self.status
         if not s:
@@ -274,7 +312,10 @@ class Serial:
             if echo:
                 echo(line)
             boot.feed(line)
-            if stop_at is None and (boot.status or boot.fatal or boot.traceback):
+            if stop_at is None and (boot.status or boot.fatal or boot.traceback
+                                    or boot.chip_failures() >= 2):
+                # (the chip check failing twice: it says what is wrong, and the board
+                # would say the same at every try for as long as we follow it)
                 stop_at = time.monotonic() + (settle if boot.status else 1.0)
             if boot.status and boot.routes:
                 break

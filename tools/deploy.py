@@ -302,18 +302,17 @@ def deploy_one(p, args, out):
     except boardlink.LinkError as e:
         out("deploy: %s: %s" % (label, e))
         return False
-    return report_boot(label, boot, p.config, out)
+    return report_boot(label, boot, p.config, out, args.timeout)
 
 
-def report_boot(label, boot, cfg, out):
+def report_boot(label, boot, cfg, out, timeout=40):
+    why = boot.diagnosis(timeout)
+    chip = boot.chip_problems()  # said once, in the FAILED line
     for w in boot.warnings:
-        out("deploy: %s: warning: %s" % (label, w))
-    if boot.fatal or boot.traceback:
-        out("deploy: %s: FAILED: %s" % (label, boot.fatal or "a traceback in the boot log"))
-        return False
-    if not boot.status:
-        out("deploy: %s: FAILED: no status line within the timeout (see the boot log above)"
-            % label)
+        if not any(c in w for c in chip):
+            out("deploy: %s: warning: %s" % (label, w))
+    if why is not None:
+        out("deploy: %s: FAILED: %s (see the boot log above)" % (label, why))
         return False
     s = boot.status
     want_ip = fw.static_ip(cfg)

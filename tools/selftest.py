@@ -113,8 +113,7 @@ def _run(args, port, res, out, echo):
     ser, boot = _boot(port, args, echo)
     try:
         if not boot.ok:
-            why = boot.fatal or ("a traceback in the boot log" if boot.traceback else
-                                 "no status line in %g s" % args.boot_timeout)
+            why = boot.diagnosis(args.boot_timeout)
             res.add("boot", "FAIL", why + "; last lines: " + " / ".join(boot.lines[-4:]))
             return 1
         res.add("boot", "PASS", boot.status_line)
