@@ -72,7 +72,7 @@ def board(net):
 
 def deploy(board_or_port, cfgdir, *extra, config="config.json"):
     ports = board_or_port if isinstance(board_or_port, list) else [board_or_port]
-    argv = ["deploy", "--config", str(cfgdir / config), "--timeout", "20"]
+    argv = ["deploy", "--config", str(cfgdir / config), "--boot-timeout", "20"]
     for p in ports:
         argv += ["--port", p.port]
     return tools(*argv, *extra)
