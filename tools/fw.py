@@ -189,7 +189,8 @@ PACKAGE_JSON = ROOT / "package.json"
 
 def package_manifest():
     """What package.json must say: every lib/*.py, installed into the board's
-    /lib by `mpremote mip install github:OWNER/REPO`, and lib/version.py's version."""
+    /lib by `mpremote mip install ./package.json` (URLs relative to it), and lib/version.py's
+    version."""
     return {
         "urls": [[p.name, "lib/" + p.name] for p in lib_sources()],
         "deps": [],
