@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from tools import exitcode, fw, options
+from tools import exitcode, fw, options, term
 
 NAME = "emu"
 BOARD_IP = "198.18.0.10"
@@ -119,7 +119,7 @@ def _session(args, image, uid, state, lan):
     console = not args.no_console
     board = EmulatedBoard(image, workdir=state, lan=lan, ip=BOARD_IP, uid=uid,
                           console=console, verbose=args.verbose,
-                          echo=(lambda line: print(line, flush=True)) if console else None)
+                          echo=term.say if console else None)
     print("emu: %s" % image.describe(), flush=True)
     print("emu: emulated RP2040 (rp2040js) + %s; flash %s%s" % (
         image.chip.upper(), board.flash_path, "" if board.flash_path.exists()
