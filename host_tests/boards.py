@@ -66,7 +66,7 @@ class TwinKind:
         cfg_path = workdir / "config.json"
         cfg_path.write_text(json.dumps(cfg, indent=2))
         r = subprocess.run([sys.executable, "-m", "tools", "deploy", "--port", board.port,
-                            "--config", str(cfg_path), "--timeout", "30"],
+                            "--config", str(cfg_path), "--boot-timeout", "30"],
                            capture_output=True, text=True, cwd=mpy.ROOT, timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
         return board, board.port

@@ -38,13 +38,14 @@ RULES = [
     (["tools/twin/fakes", "tools/twin/lwip", "tools/twin/board.py"],
      MICROPYTHON | {"twinctl", "machine"}, "the twin's stand-ins run under MicroPython"),
     (["tools/twin/traffic.py"], STDLIB, "run by path in any namespace: the standard library"),
-    (["tools"], STDLIB | {"tools", "lib", "serial", "mpremote"},
+    (["tools"], STDLIB | {"tools", "lib", "serial", "mpremote", "rich"},
      "host tools: the standard library, lib/ (the board's own validator and protocol), "
-     "tools/, pyserial (mpremote runs as a program)"),
-    (["bench/mp_contenders.py", "bench/counts_scenario.py"], MICROPYTHON | LIB_MODULES,
-     "MicroPython programs: lib/ as on the board"),
-    (["bench"], STDLIB | {"tools", "bench", "matplotlib"},
-     "the benchmark: the twin's helpers (tools/), never the tests"),
+     "tools/, pyserial, rich (the fleet view's live table; mpremote runs as a program)"),
+    (["bench/mp_contenders.py", "bench/counts_scenario.py", "bench/emu_programs"],
+     MICROPYTHON | LIB_MODULES, "MicroPython programs: lib/ as on the board"),
+    (["bench"], STDLIB | {"tools", "bench", "matplotlib", "elftools"},
+     "the benchmark: the twin's helpers (tools/), never the tests; pyelftools reads the "
+     "firmware's ELF for the profile by function"),
 ]
 
 

@@ -72,7 +72,7 @@ def board(net):
 
 def deploy(board_or_port, cfgdir, *extra, config="config.json"):
     ports = board_or_port if isinstance(board_or_port, list) else [board_or_port]
-    argv = ["deploy", "--config", str(cfgdir / config), "--timeout", "20"]
+    argv = ["deploy", "--config", str(cfgdir / config), "--boot-timeout", "20"]
     for p in ports:
         argv += ["--port", p.port]
     return tools(*argv, *extra)
@@ -326,3 +326,32 @@ def test_selftest_reports_a_board_without_intn(net, board, cfgdir):
     assert items["intn"]["status"] == "FAIL" and "64 ms" in items["intn"]["detail"]
     assert items["forward"]["status"] == "PASS"
     assert items["cable"]["status"] == "SKIP"
+
+
+def test_selftest_says_where_its_probe_lost_datagrams(net, board, cfgdir):
+    lan, hosts = net
+    deploy(board, cfgdir)
+    rc, text, items = _selftest(lan, hosts, board, "--no-cable", "--size", "1500",
+                                cable=False)  # over the config's max_datagram 1472
+    assert rc == 1, text
+    fwd = items["forward"]
+    assert fwd["status"] == "FAIL" and "0/300 back, loss 100.00%" in fwd["detail"]
+    assert "where the 300 lost went: 0 before the board's socket (never read by the relay), " \
+           "300 refused by the board (big 300: longer than relay.max_datagram), 0 after the " \
+           "board" in fwd["detail"], fwd["detail"]
+    assert items["mac-filter"]["status"] == "PASS"  # it received them: the chip passed them
+
+
+def test_mip_installs_lib_from_the_local_package_json(board):
+    """firmware/README.md's way without deploy: `mpremote mip install ./package.json` from the
+    repository's root puts every lib/*.py on the board's /lib."""
+    p = subprocess.run([PY, "-m", "mpremote", "connect", board.port, "resume", "mip", "install",
+                        "./package.json"], capture_output=True, text=True, cwd=fw.ROOT,
+                       timeout=120)
+    try:
+        assert p.returncode == 0, p.stdout + p.stderr
+        for src in fw.lib_sources():
+            assert (board.flash / "lib" / src.name).read_bytes() == src.read_bytes(), src.name
+    finally:
+        for src in fw.lib_sources():  # a .py would shadow the deployed .mpy of the next tests
+            (board.flash / "lib" / src.name).unlink(missing_ok=True)
