@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LIB_MODULES = {p.stem for p in (ROOT / "lib").glob("*.py")}
 # What MicroPython gives the device code (the rp2 port and the unix port).
 MICROPYTHON = {"gc", "select", "time", "socket", "json", "os", "sys", "machine", "network",
-               "micropython", "binascii", "hashlib", "struct", "io", "_thread"}
+               "micropython", "binascii", "hashlib", "struct", "io", "_thread", "rp2"}
 STDLIB = set(sys.stdlib_module_names)
 
 
@@ -36,7 +36,8 @@ RULES = [
     (["lib"], MICROPYTHON | LIB_MODULES | {"lib"},
      "device code: MicroPython's modules and lib/ (lib.X when run as the host's package)"),
     (["tools/twin/fakes", "tools/twin/lwip", "tools/twin/board.py"],
-     MICROPYTHON | {"twinctl", "machine"}, "the twin's stand-ins run under MicroPython"),
+     MICROPYTHON | {"twinctl", "twinchip", "machine"},
+     "the twin's stand-ins run under MicroPython"),
     (["tools/twin/traffic.py"], STDLIB, "run by path in any namespace: the standard library"),
     (["tools"], STDLIB | {"tools", "lib", "serial", "mpremote", "rich"},
      "host tools: the standard library, lib/ (the board's own validator and protocol), "
