@@ -201,3 +201,21 @@ def test_output_before_the_port_is_opened_is_lost_as_on_a_board(image, tmp_path)
         finally:
             os.close(fd)
     assert b"HELLO 42" in got
+
+
+def test_the_clock_never_runs_ahead_of_the_wall_clock(image, tmp_path):
+    """On the LAN (realtime timing) the board's virtual time may fall behind the wall clock
+    (the emulator is slower than the chip) but never runs ahead of it, idle or busy."""
+    from tools.emu.board import EmulatedBoard
+
+    with EmulatedBoard(image, workdir=tmp_path) as b:
+        for _ in range(5):
+            time.sleep(0.5)
+            s = b.status()
+            assert s["vns"] <= s["wall_ms"] * 1e6 + 1e6, s  # (1 ms: the two clocks' reading)
+        b.send("import time\r\nt = time.ticks_ms()\r\nwhile time.ticks_diff(time.ticks_ms(), t) "
+               "< 2000: pass\r\n\r\n")  # busy for 2 s of the board's time
+        for _ in range(5):
+            time.sleep(0.5)
+            s = b.status()
+            assert s["vns"] <= s["wall_ms"] * 1e6 + 1e6, s
