@@ -7,8 +7,9 @@ import random
 
 import pytest
 
-from host_tests.boards import BOARD_IP, kinds
-from host_tests.twinlan import LISTENER_IP, SENDER_IP, Recorder, no_traceback, send_payloads
+from host_tests.boards import kinds
+from host_tests.twinlan import Recorder, no_traceback, send_payloads
+from tools.twin.lan import BOARD_IP, LISTENER_IP, SENDER_IP
 
 G_IN, G_OUT, PORT = "224.0.10.1", "224.0.10.2", 50000
 
@@ -376,7 +377,7 @@ def _tools(*argv, timeout=180):
 def _deploy(port, cfg, tmp_path, name="config.json"):
     path = tmp_path / name
     path.write_text(json.dumps(cfg, indent=2))
-    return _tools("deploy", "--port", port, "--config", str(path), "--timeout", "60")
+    return _tools("deploy", "--port", port, "--config", str(path), "--boot-timeout", "60")
 
 
 def _repl_answers(port, kind):

@@ -302,7 +302,7 @@ def deploy_one(p, args, out):
     except boardlink.LinkError as e:
         out("deploy: %s: %s" % (label, e))
         return False
-    return report_boot(label, boot, p.config, out, args.timeout)
+    return report_boot(label, boot, p.config, out, args.boot_timeout)
 
 
 def report_boot(label, boot, cfg, out, timeout=40):
