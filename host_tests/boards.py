@@ -19,9 +19,8 @@ import json
 import pytest
 
 from host_tests.twinlan import load_default_config
+from tools.twin.lan import BOARD_IP
 from tools.twin.runner import Board, twin_config
-
-BOARD_IP = "198.18.0.10"
 
 
 class TwinKind:

@@ -139,25 +139,29 @@ def test_blank_flash_is_formatted_and_files_persist_across_runs(image, tmp_path)
     assert line == "GOT kept"
 
 
+def _reset_cause(board, timeout=30):
+    return _repl(board, "import machine; print('CAUSE', machine.reset_cause())", "CAUSE ",
+                 timeout=timeout)
+
+
+def _reset_by(board, code, boots):
+    """Send code that resets the board; wait (30 s at most) until it has booted `boots` times."""
+    board.send(code + "\r\n")
+    end = time.monotonic() + 30
+    while len(board.boots) < boots and time.monotonic() < end:
+        time.sleep(0.1)
+
+
 def test_reset_causes(image, tmp_path):
     from tools.emu.board import EmulatedBoard
 
     with EmulatedBoard(image, workdir=tmp_path) as b:
-        assert _repl(b, "import machine; print('CAUSE', machine.reset_cause())", "CAUSE ") \
-            == "CAUSE 1"  # PWRON_RESET
-        b.send("machine.reset()\r\n")
-        end = time.monotonic() + 30
-        while len(b.boots) < 2 and time.monotonic() < end:
-            time.sleep(0.1)
+        assert _reset_cause(b) == "CAUSE 1"  # PWRON_RESET
+        _reset_by(b, "machine.reset()", boots=2)
         # a software reset goes through the watchdog: the firmware reports WDT_RESET (3)
-        assert _repl(b, "import machine; print('CAUSE', machine.reset_cause())", "CAUSE ",
-                     timeout=60) == "CAUSE 3"
-        b.send("machine.WDT(timeout=500)\r\n")
-        end = time.monotonic() + 30
-        while len(b.boots) < 3 and time.monotonic() < end:
-            time.sleep(0.1)
-        assert _repl(b, "import machine; print('CAUSE', machine.reset_cause())", "CAUSE ",
-                     timeout=60) == "CAUSE 3"
+        assert _reset_cause(b, timeout=60) == "CAUSE 3"
+        _reset_by(b, "machine.WDT(timeout=500)", boots=3)
+        assert _reset_cause(b, timeout=60) == "CAUSE 3"
     assert b.boots == ["power-on", "soft", "watchdog"]
 
 

@@ -16,9 +16,6 @@ import time
 import pytest
 
 from host_tests.twinlan import (
-    BOARD_IP,
-    LISTENER_IP,
-    SENDER_IP,
     Counter,
     Receiver,
     Recorder,
@@ -33,6 +30,7 @@ from host_tests.twinlan import (
     wait_running,
     wait_stats,
 )
+from tools.twin.lan import BOARD_IP, LISTENER_IP, SENDER_IP
 
 G_IN, G_OUT, PORT = "224.0.10.1", "224.0.10.2", 50000
 OTHER_IP = "198.18.0.40"

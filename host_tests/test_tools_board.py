@@ -15,13 +15,12 @@ import pytest
 
 from host_tests.conftest import require_namespaces
 from tools import fw
+from tools.twin.lan import BOARD_IP, SENDER_IP
 from tools.twin.runner import twin_config
 from tools.twin.serial_board import SerialBoard, mpremote
 
 PY = sys.executable
-BOARD_IP = "198.18.0.10"
 BOARD2_IP = "198.18.0.11"
-PC_IP = "198.18.0.20"
 UID1 = "e661410403000001"
 UID2 = "e661410403000002"
 MODULES = sorted(p.stem for p in (fw.ROOT / "lib").glob("*.py"))
@@ -47,7 +46,7 @@ def net():
         hosts = {
             "board": lan.add_host("board", BOARD_IP),
             "board2": lan.add_host("board2", BOARD2_IP),
-            "pc": lan.add_host("pc", PC_IP),
+            "pc": lan.add_host("pc", SENDER_IP),
         }
         lan.query()
         yield lan, hosts
@@ -277,8 +276,9 @@ def test_monitor_repl_in_a_terminal(board, cfgdir):
 
 # -- selftest ---------------------------------------------------------------------------------
 def _selftest(lan, hosts, board, *extra, cable=True):
-    p = hosts["pc"].popen([PY, "-m", "tools", "selftest", "--port", board.port, "--iface", PC_IP,
-                           "--count", "300", "--rate", "200", "--json", *extra],
+    p = hosts["pc"].popen([PY, "-m", "tools", "selftest", "--port", board.port,
+                           "--iface", SENDER_IP, "--count", "300", "--rate", "200", "--json",
+                           *extra],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           cwd=fw.ROOT)
     lines = []

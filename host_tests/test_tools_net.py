@@ -7,13 +7,9 @@ import sys
 import time
 
 from host_tests.conftest import require_namespaces
-from host_tests.twinlan import (
-    BOARD_IP,
-    LISTENER_IP,
-    SENDER_IP,
-    running_board,
-)
+from host_tests.twinlan import running_board
 from tools import fw
+from tools.twin.lan import BOARD_IP, LISTENER_IP, SENDER_IP
 
 PY = sys.executable
 

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from tools.twin import mpy
+from tools.twin.lan import BOARD_IP
 
 GROUP = "224.0.10.1"
-BOARD = "198.18.0.10"
 
 
 # Prepended to every snippet: err(f) -> "ok", or the exception f() raised (its type, and
@@ -267,7 +267,7 @@ SEED_BIND_ANY = """
 
 @pytest.fixture
 def pair(lan):
-    board = lan.add_host("board", BOARD)
+    board = lan.add_host("board", BOARD_IP)
     pc = lan.add_host("pc1", "198.18.0.20")
     return lan, board, pc
 
@@ -338,7 +338,7 @@ def test_source_address_when_sending_from_the_group_bound_socket(pair, tmp_path,
     got = rx.wait_for(1, timeout=2)
     rx.close()
     assert out.strip() == "sent" and got, err
-    assert rx.datagrams[0][1] == BOARD
+    assert rx.datagrams[0][1] == BOARD_IP
 
 
 QUEUE = """

@@ -20,11 +20,9 @@ import sys
 import time
 
 from tools import boardlink, exitcode, fw, options, paste, simtraffic, stream, term
+from tools.twin.lan import BOARD_IP, LISTENER_IP, SENDER_IP
 
 NAME = "sim"
-BOARD_IP = "198.18.0.10"
-SENDER_IP = "198.18.0.20"
-LISTENER_IP = "198.18.0.30"
 
 
 def add_parser(sub):

@@ -16,11 +16,9 @@ import threading
 from pathlib import Path
 
 from tools import exitcode, fw, options, term
+from tools.twin.lan import BOARD_IP, LISTENER_IP, SENDER_IP
 
 NAME = "emu"
-BOARD_IP = "198.18.0.10"
-PC1_IP = "198.18.0.20"
-PC2_IP = "198.18.0.30"
 
 
 def add_parser(sub):
@@ -115,7 +113,7 @@ def _session(args, image, uid, state, lan):
 
     pcs = []
     if lan is not None:
-        pcs = [lan.add_host("pc1", PC1_IP), lan.add_host("pc2", PC2_IP)]
+        pcs = [lan.add_host("pc1", SENDER_IP), lan.add_host("pc2", LISTENER_IP)]
     console = not args.no_console
     board = EmulatedBoard(image, workdir=state, lan=lan, ip=BOARD_IP, uid=uid,
                           console=console, verbose=args.verbose,
