@@ -47,7 +47,7 @@ from tools.emu import firmware as fwmod
 from tools.emu import prepare
 from tools.emu.board import EmulatedBoard
 from tools.emu.link import EmulatorError, node_binary
-from tools.twin.lan import igmp_checksum
+from tools.twin.lan import BOARD_IP, SENDER_IP, igmp_checksum
 from tools.twin.runner import twin_config
 
 from .__main__ import cpu_model
@@ -55,8 +55,6 @@ from .measure import rate_search
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = Path(__file__).resolve().parent / "emu_programs"
-BOARD_IP = "198.18.0.10"
-SENDER_IP = "198.18.0.20"
 SENDER_MAC = bytes.fromhex("0200c6120014")
 IN_GROUP, OUT_GROUP, PORT = "224.0.10.1", "224.0.10.2", 50000
 SIZES = (200, 1472)

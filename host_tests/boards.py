@@ -19,9 +19,8 @@ import json
 import pytest
 
 from host_tests.twinlan import load_default_config
+from tools.twin.lan import BOARD_IP
 from tools.twin.runner import Board, twin_config
-
-BOARD_IP = "198.18.0.10"
 
 
 class TwinKind:
@@ -66,10 +65,23 @@ class TwinKind:
         cfg_path = workdir / "config.json"
         cfg_path.write_text(json.dumps(cfg, indent=2))
         r = subprocess.run([sys.executable, "-m", "tools", "deploy", "--port", board.port,
-                            "--config", str(cfg_path), "--timeout", "30"],
+                            "--config", str(cfg_path), "--boot-timeout", "30"],
                            capture_output=True, text=True, cwd=mpy.ROOT, timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
         return board, board.port
+
+    chip_name = "W5100S"  # the twin's chip (fakes/twinchip.py)
+
+    _CHIP_KEYS = {"absent": "chip_absent", "held-in-reset": "chip_in_reset",
+                  "miso-high": "miso_high", "stuck": "chip_stuck"}
+
+    def chip_fault(self, board, fault):
+        """The board's chip: absent, held-in-reset, miso-high, stuck, or None (fine)."""
+        board.control(**{k: (self._CHIP_KEYS.get(fault) == k)
+                         for k in self._CHIP_KEYS.values()})
+
+    def bootsel(self, board, pressed):
+        board.control(bootsel=bool(pressed))
 
     def update(self, board, files):
         board.stop()
@@ -146,6 +158,19 @@ class EmulatedKind:
         board = EmulatedBoard(self.image, lan=lan, name=name, ip=ip, flash_from=flash,
                               console=False).start()
         return board, str(board.port.name)
+
+    @property
+    def chip_name(self):
+        return self.image.chip.upper()
+
+    _CHIP_FAULTS = {"absent": "absent", "held-in-reset": "heldInReset",
+                    "miso-high": "misoStuckHigh", "stuck": "stuckCommand"}
+
+    def chip_fault(self, board, fault):
+        board.faults(**({self._CHIP_FAULTS[fault]: True} if fault else {}))
+
+    def bootsel(self, board, pressed):
+        board.bootsel(pressed)
 
     def resets(self, board):
         return list(board.resets)

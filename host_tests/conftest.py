@@ -45,9 +45,9 @@ def lan():
 @pytest.fixture
 def net(lan):
     """The LAN most twin tests use: hosts "board", "pc1" (sender) and "pc2" (listener) at
-    twinlan's addresses, and a querier that made the switch snoop strictly (and then stays
-    silent). Returns (lan, board_host, pc1, pc2)."""
-    from host_tests.twinlan import BOARD_IP, LISTENER_IP, SENDER_IP
+    the LAN's standing addresses (tools/twin/lan.py), and a querier that made the switch snoop
+    strictly (and then stays silent). Returns (lan, board_host, pc1, pc2)."""
+    from tools.twin.lan import BOARD_IP, LISTENER_IP, SENDER_IP
 
     board = lan.add_host("board", BOARD_IP)
     pc1 = lan.add_host("pc1", SENDER_IP)

@@ -7,8 +7,9 @@ import random
 
 import pytest
 
-from host_tests.boards import BOARD_IP, kinds
-from host_tests.twinlan import LISTENER_IP, SENDER_IP, Recorder, no_traceback, send_payloads
+from host_tests.boards import kinds
+from host_tests.twinlan import Recorder, no_traceback, send_payloads
+from tools.twin.lan import BOARD_IP, LISTENER_IP, SENDER_IP
 
 G_IN, G_OUT, PORT = "224.0.10.1", "224.0.10.2", 50000
 
@@ -360,3 +361,85 @@ def test_selftest_passes_with_a_cable_pull(kind, lan, pcs, tmp_path):
     assert all(i["status"] == "PASS" for i in items.values()), text
     assert "100/100 back, loss 0.00%" in items["forward"]["detail"], text
     assert "via %s" % BOARD_IP in items["forward"]["detail"], text
+
+
+# -- never locked out: a chip that does not answer, the way out without a REPL ---------------
+def _tools(*argv, timeout=180):
+    import subprocess
+    import sys
+
+    from tools.twin import mpy
+
+    return subprocess.run([sys.executable, "-m", "tools", *argv], capture_output=True,
+                          text=True, cwd=mpy.ROOT, timeout=timeout)
+
+
+def _deploy(port, cfg, tmp_path, name="config.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(cfg, indent=2))
+    return _tools("deploy", "--port", port, "--config", str(path), "--boot-timeout", "60")
+
+
+def _repl_answers(port, kind):
+    """mpremote exec on the board's port: (worked, seconds it took)."""
+    import time
+
+    from tools import boardlink
+
+    t = time.monotonic()
+    p = boardlink.mpremote(port, "exec", "print('RE' + 'PL', 6 * 7)", timeout=60, check=False)
+    return "REPL 42" in p.stdout, time.monotonic() - t
+
+
+@pytest.mark.parametrize("fault", ["absent", "wrong-cs", "miso-high", "held-in-reset", "stuck"])
+def test_a_chip_that_does_not_answer_leaves_the_repl_and_deploy_working(kind, lan, pcs,
+                                                                        tmp_path, fault):
+    """The firmware asks the chip before the driver (which would spin where Ctrl-C cannot
+    reach): the console names the fault, the REPL answers, deploy replaces config.json, and
+    once the fault is gone the relay starts, without erasing anything."""
+    good = kind.config()
+    board, port = kind.start_on_port(lan, good, tmp_path)
+    try:
+        if fault == "wrong-cs":
+            bad = json.loads(json.dumps(good))
+            bad["nic"]["cs"] = 5
+            r = _deploy(port, bad, tmp_path, "bad.json")
+            where = "cs 5"
+        else:
+            kind.chip_fault(board, fault)
+            r = _deploy(port, good, tmp_path)  # nothing to copy: it reboots the board
+            where = "cs 17"
+        want = {"absent": "read 0x00", "wrong-cs": "read 0x00", "held-in-reset": "read 0x00",
+                "miso-high": "read 0xff", "stuck": "does not finish a reset"}[fault]
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "FAILED: the board's chip check" in r.stdout, r.stdout
+        assert kind.chip_name in r.stdout and want in r.stdout, r.stdout
+        assert "SPI0 (sck 18, mosi 19, miso 16, %s, rst 20)" % where in r.stdout, r.stdout
+        # a console opened after the boot still hears it: the board says it at every try
+        m = _tools("monitor", "--port", port, "--for", str(12 * kind.slow))
+        assert want in m.stdout and where in m.stdout, m.stdout
+        ok, took = _repl_answers(port, kind)
+        assert ok and took < 2 * kind.slow, (ok, took)
+        kind.chip_fault(board, None)
+        r = _deploy(port, good, tmp_path)
+        assert r.returncode == 0 and ": OK: mcast-relay" in r.stdout, r.stdout + r.stderr
+    finally:
+        board.stop()
+
+
+def test_bootsel_after_reset_is_a_safe_boot(kind, lan, pcs, tmp_path):
+    """The way out that needs no REPL: BOOTSEL pressed in the first moments after a reset
+    keeps the relay and the NIC off; the REPL is free; released, the next boot runs it."""
+    good = kind.config()
+    board, port = kind.start_on_port(lan, good, tmp_path)
+    try:
+        kind.bootsel(board, True)
+        r = _deploy(port, good, tmp_path)
+        assert r.returncode == 1 and "FAILED: safe boot (BOOTSEL)" in r.stdout, r.stdout
+        ok, _ = _repl_answers(port, kind)
+        assert ok
+        kind.bootsel(board, False)
+        r = _deploy(port, good, tmp_path)
+        assert r.returncode == 0 and ": OK: mcast-relay" in r.stdout, r.stdout + r.stderr
+    finally:
+        board.stop()

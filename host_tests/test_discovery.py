@@ -8,6 +8,7 @@ firmware, lwIP personality) on one private LAN and use the host tools
 """
 
 import json
+import re
 import sys
 import threading
 import time
@@ -543,3 +544,63 @@ def test_unix_port_personality_answers_too(lan):
     finally:
         b.close()
     assert "Traceback" not in b.output()
+
+
+def test_the_fleet_view_lists_both_boards_with_the_rates_listen_measures(two_boards):
+    """`top` (discover --watch) against two boards forwarding 200/s and 120/s: each route's
+    forwarding rate within 10 % of what `listen` receives from it."""
+    import statistics
+    import subprocess
+
+    lan, pc, (b1, b2) = two_boards
+    tools = [sys.executable, "-m", "tools"]
+    listen = pc.popen(tools + ["listen", "-g", "224.0.10.2:50000", "-g", "224.0.10.4:50000",
+                               "--iface", PC_IP, "--quiet", "--json", "--duration", "10"],
+                      stdout=subprocess.PIPE, text=True, cwd=mpy.ROOT)
+    assert json.loads(listen.stdout.readline())["event"] == "ready"
+    rates = {"224.0.10.1:50000": 200, "224.0.10.3:50000": 120}
+    senders = [pc.popen(tools + ["send", "-g", group, "--rate", str(rate), "--duration", "8",
+                                 "--iface", PC_IP, "--quiet"],
+                        stdout=subprocess.DEVNULL, cwd=mpy.ROOT) for group, rate in rates.items()]
+    time.sleep(1.0)  # the first reply then already counts traffic
+    code, out, err = cli(pc, "top", "--iface", PC_IP, "--duration", "5.5", "--json")
+    for s in senders:
+        assert s.wait(20) == 0
+    received = json.loads(listen.communicate(timeout=20)[0].strip().splitlines()[-1])
+    assert code == 0, err
+    rounds = [json.loads(line) for line in out.splitlines()]
+    assert len(rounds) >= 5 and all(r["event"] == "fleet" for r in rounds)
+    last = rounds[-1]["boards"]
+    assert [b["id"] for b in last] == [B1_UID, B2_UID] and all(b["answering"] for b in last)
+    listened = {g["group"]: g["streams"][0]["rate_pps"] for g in received["groups"]}
+    for board, (group_in, group_out) in ((B1_UID, ("224.0.10.1:50000", "224.0.10.2:50000")),
+                                         (B2_UID, ("224.0.10.3:50000", "224.0.10.4:50000"))):
+        seen = [next(rt for rt in next(b for b in r["boards"] if b["id"] == board)["routes"]
+                     if rt["from"] == group_in) for r in rounds]
+        tx = [rt["tx_pps"] for rt in seen if rt["tx_pps"] is not None]
+        assert len(tx) >= 4, seen
+        fleet_rate = statistics.median(tx)
+        assert abs(fleet_rate - listened[group_out]) <= 0.1 * listened[group_out], (
+            board, tx, listened)
+        assert abs(listened[group_out] - rates[group_in]) <= 0.1 * rates[group_in]
+        assert all(rt["mbit_s"] > 0 for rt in seen if rt["mbit_s"] is not None)
+    idle = next(rt for rt in next(b for b in last if b["id"] == B1_UID)["routes"]
+                if rt["from"] != "224.0.10.1:50000")
+    assert idle["tx_pps"] == 0.0  # the other route of board 1 forwards nothing
+
+
+def test_the_fleet_view_marks_a_board_that_stops_answering(two_boards):
+    lan, pc, (b1, b2) = two_boards
+    import subprocess
+
+    top = pc.popen([sys.executable, "-m", "tools", "top", "--iface", PC_IP, "--duration", "6"],
+                   stdout=subprocess.PIPE, text=True, cwd=mpy.ROOT)  # not a terminal: lines
+    time.sleep(1.5)
+    b2.stop()  # the board goes silent
+    out = top.communicate(timeout=30)[0].splitlines()
+    assert top.returncode == 0
+    first = [ln for ln in out if B2_UID in ln][0]
+    assert " %s up " % B2_IP in first and "NO REPLY" not in first
+    assert re.search(r"%s .*\| NO REPLY for [3-5] s$" % B2_UID, out[-1] if B2_UID in out[-1]
+                     else [ln for ln in out if B2_UID in ln][-1])
+    assert any(B1_UID in ln and "NO REPLY" not in ln for ln in out[-3:])

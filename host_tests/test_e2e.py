@@ -5,13 +5,13 @@ import random
 import pytest
 
 from host_tests.twinlan import (
-    BOARD_IP,
     Recorder,
     load_default_config,
     running_board,
     send_payloads,
     wait_running,
 )
+from tools.twin.lan import BOARD_IP
 
 PERSONALITIES = ["lwip", "unix"]
 

@@ -139,25 +139,29 @@ def test_blank_flash_is_formatted_and_files_persist_across_runs(image, tmp_path)
     assert line == "GOT kept"
 
 
+def _reset_cause(board, timeout=30):
+    return _repl(board, "import machine; print('CAUSE', machine.reset_cause())", "CAUSE ",
+                 timeout=timeout)
+
+
+def _reset_by(board, code, boots):
+    """Send code that resets the board; wait (30 s at most) until it has booted `boots` times."""
+    board.send(code + "\r\n")
+    end = time.monotonic() + 30
+    while len(board.boots) < boots and time.monotonic() < end:
+        time.sleep(0.1)
+
+
 def test_reset_causes(image, tmp_path):
     from tools.emu.board import EmulatedBoard
 
     with EmulatedBoard(image, workdir=tmp_path) as b:
-        assert _repl(b, "import machine; print('CAUSE', machine.reset_cause())", "CAUSE ") \
-            == "CAUSE 1"  # PWRON_RESET
-        b.send("machine.reset()\r\n")
-        end = time.monotonic() + 30
-        while len(b.boots) < 2 and time.monotonic() < end:
-            time.sleep(0.1)
+        assert _reset_cause(b) == "CAUSE 1"  # PWRON_RESET
+        _reset_by(b, "machine.reset()", boots=2)
         # a software reset goes through the watchdog: the firmware reports WDT_RESET (3)
-        assert _repl(b, "import machine; print('CAUSE', machine.reset_cause())", "CAUSE ",
-                     timeout=60) == "CAUSE 3"
-        b.send("machine.WDT(timeout=500)\r\n")
-        end = time.monotonic() + 30
-        while len(b.boots) < 3 and time.monotonic() < end:
-            time.sleep(0.1)
-        assert _repl(b, "import machine; print('CAUSE', machine.reset_cause())", "CAUSE ",
-                     timeout=60) == "CAUSE 3"
+        assert _reset_cause(b, timeout=60) == "CAUSE 3"
+        _reset_by(b, "machine.WDT(timeout=500)", boots=3)
+        assert _reset_cause(b, timeout=60) == "CAUSE 3"
     assert b.boots == ["power-on", "soft", "watchdog"]
 
 
@@ -201,3 +205,21 @@ def test_output_before_the_port_is_opened_is_lost_as_on_a_board(image, tmp_path)
         finally:
             os.close(fd)
     assert b"HELLO 42" in got
+
+
+def test_the_clock_never_runs_ahead_of_the_wall_clock(image, tmp_path):
+    """On the LAN (realtime timing) the board's virtual time may fall behind the wall clock
+    (the emulator is slower than the chip) but never runs ahead of it, idle or busy."""
+    from tools.emu.board import EmulatedBoard
+
+    with EmulatedBoard(image, workdir=tmp_path) as b:
+        for _ in range(5):
+            time.sleep(0.5)
+            s = b.status()
+            assert s["vns"] <= s["wall_ms"] * 1e6 + 1e6, s  # (1 ms: the two clocks' reading)
+        b.send("import time\r\nt = time.ticks_ms()\r\nwhile time.ticks_diff(time.ticks_ms(), t) "
+               "< 2000: pass\r\n\r\n")  # busy for 2 s of the board's time
+        for _ in range(5):
+            time.sleep(0.5)
+            s = b.status()
+            assert s["vns"] <= s["wall_ms"] * 1e6 + 1e6, s

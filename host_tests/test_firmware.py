@@ -9,15 +9,13 @@ import pytest
 
 from host_tests.conftest import require_namespaces
 from host_tests.twinlan import (
-    BOARD_IP,
-    LISTENER_IP,
-    SENDER_IP,
     load_default_config,
     start_board,
     wait_running,
 )
 from tools import fw
 from tools.twin import mpy
+from tools.twin.lan import BOARD_IP, LISTENER_IP, SENDER_IP
 from tools.twin.runner import Board
 
 

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LIB_MODULES = {p.stem for p in (ROOT / "lib").glob("*.py")} | {"forward_native"}
 # What MicroPython gives the device code (the rp2 port and the unix port).
 MICROPYTHON = {"gc", "select", "time", "socket", "json", "os", "sys", "machine", "network",
-               "micropython", "binascii", "hashlib", "struct", "io", "_thread", "uctypes"}
+               "micropython", "binascii", "hashlib", "struct", "io", "_thread", "rp2", "uctypes"}
 STDLIB = set(sys.stdlib_module_names)
 
 
@@ -37,16 +37,17 @@ RULES = [
     (["lib"], MICROPYTHON | LIB_MODULES | {"lib"},
      "device code: MicroPython's modules and lib/ (lib.X when run as the host's package)"),
     (["tools/twin/fakes", "tools/twin/lwip", "tools/twin/board.py"],
-     MICROPYTHON | {"twinctl", "machine"}, "the twin's stand-ins run under MicroPython"),
+     MICROPYTHON | {"twinctl", "twinchip", "machine"},
+     "the twin's stand-ins run under MicroPython"),
     (["tools/twin/traffic.py"], STDLIB, "run by path in any namespace: the standard library"),
-    (["tools"], STDLIB | {"tools", "lib", "serial", "mpremote"},
+    (["tools"], STDLIB | {"tools", "lib", "serial", "mpremote", "rich"},
      "host tools: the standard library, lib/ (the board's own validator and protocol), "
-     "tools/, pyserial (mpremote runs as a program)"),
+     "tools/, pyserial, rich (the fleet view's live table; mpremote runs as a program)"),
     (["bench/mp_contenders.py", "bench/counts_scenario.py", "bench/emu_programs"],
      MICROPYTHON | LIB_MODULES, "MicroPython programs: lib/ as on the board"),
     (["bench"], STDLIB | {"tools", "bench", "matplotlib", "elftools"},
      "the benchmark: the twin's helpers (tools/), never the tests; pyelftools reads the "
-     "firmware's ELF"),
+     "firmware's ELF for the profile by function"),
 ]
 
 

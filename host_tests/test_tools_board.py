@@ -15,13 +15,12 @@ import pytest
 
 from host_tests.conftest import require_namespaces
 from tools import fw
+from tools.twin.lan import BOARD_IP, SENDER_IP
 from tools.twin.runner import twin_config
 from tools.twin.serial_board import SerialBoard, mpremote
 
 PY = sys.executable
-BOARD_IP = "198.18.0.10"
 BOARD2_IP = "198.18.0.11"
-PC_IP = "198.18.0.20"
 UID1 = "e661410403000001"
 UID2 = "e661410403000002"
 MODULES = sorted(p.stem for p in (fw.ROOT / "lib").glob("*.py"))
@@ -47,7 +46,7 @@ def net():
         hosts = {
             "board": lan.add_host("board", BOARD_IP),
             "board2": lan.add_host("board2", BOARD2_IP),
-            "pc": lan.add_host("pc", PC_IP),
+            "pc": lan.add_host("pc", SENDER_IP),
         }
         lan.query()
         yield lan, hosts
@@ -72,7 +71,7 @@ def board(net):
 
 def deploy(board_or_port, cfgdir, *extra, config="config.json"):
     ports = board_or_port if isinstance(board_or_port, list) else [board_or_port]
-    argv = ["deploy", "--config", str(cfgdir / config), "--timeout", "20"]
+    argv = ["deploy", "--config", str(cfgdir / config), "--boot-timeout", "20"]
     for p in ports:
         argv += ["--port", p.port]
     return tools(*argv, *extra)
@@ -282,8 +281,9 @@ def test_monitor_repl_in_a_terminal(board, cfgdir):
 
 # -- selftest ---------------------------------------------------------------------------------
 def _selftest(lan, hosts, board, *extra, cable=True):
-    p = hosts["pc"].popen([PY, "-m", "tools", "selftest", "--port", board.port, "--iface", PC_IP,
-                           "--count", "300", "--rate", "200", "--json", *extra],
+    p = hosts["pc"].popen([PY, "-m", "tools", "selftest", "--port", board.port,
+                           "--iface", SENDER_IP, "--count", "300", "--rate", "200", "--json",
+                           *extra],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           cwd=fw.ROOT)
     lines = []
@@ -331,3 +331,32 @@ def test_selftest_reports_a_board_without_intn(net, board, cfgdir):
     assert items["intn"]["status"] == "FAIL" and "64 ms" in items["intn"]["detail"]
     assert items["forward"]["status"] == "PASS"
     assert items["cable"]["status"] == "SKIP"
+
+
+def test_selftest_says_where_its_probe_lost_datagrams(net, board, cfgdir):
+    lan, hosts = net
+    deploy(board, cfgdir)
+    rc, text, items = _selftest(lan, hosts, board, "--no-cable", "--size", "1500",
+                                cable=False)  # over the config's max_datagram 1472
+    assert rc == 1, text
+    fwd = items["forward"]
+    assert fwd["status"] == "FAIL" and "0/300 back, loss 100.00%" in fwd["detail"]
+    assert "where the 300 lost went: 0 before the board's socket (never read by the relay), " \
+           "300 refused by the board (big 300: longer than relay.max_datagram), 0 after the " \
+           "board" in fwd["detail"], fwd["detail"]
+    assert items["mac-filter"]["status"] == "PASS"  # it received them: the chip passed them
+
+
+def test_mip_installs_lib_from_the_local_package_json(board):
+    """firmware/README.md's way without deploy: `mpremote mip install ./package.json` from the
+    repository's root puts every lib/*.py on the board's /lib."""
+    p = subprocess.run([PY, "-m", "mpremote", "connect", board.port, "resume", "mip", "install",
+                        "./package.json"], capture_output=True, text=True, cwd=fw.ROOT,
+                       timeout=120)
+    try:
+        assert p.returncode == 0, p.stdout + p.stderr
+        for src in fw.lib_sources():
+            assert (board.flash / "lib" / src.name).read_bytes() == src.read_bytes(), src.name
+    finally:
+        for src in fw.lib_sources():  # a .py would shadow the deployed .mpy of the next tests
+            (board.flash / "lib" / src.name).unlink(missing_ok=True)

@@ -7,13 +7,9 @@ import sys
 import time
 
 from host_tests.conftest import require_namespaces
-from host_tests.twinlan import (
-    BOARD_IP,
-    LISTENER_IP,
-    SENDER_IP,
-    running_board,
-)
+from host_tests.twinlan import running_board
 from tools import fw
+from tools.twin.lan import BOARD_IP, LISTENER_IP, SENDER_IP
 
 PY = sys.executable
 
@@ -72,7 +68,7 @@ def test_probe_counts_injected_loss_duplicates_reordering(net):
     assert relay.stdout.readline().strip() == "ready"
     p = tools_in(pc1, "probe", "--iface", SENDER_IP, "--count", "100", "--rate", "200", "--json")
     relay.kill()
-    assert p.returncode == 1  # loss above --max-loss 0
+    assert p.returncode == 1  # loss above --max-loss
     r = json.loads(p.stdout)
     # Same figures as the analyzer test, now end to end through sockets and a switch.
     assert (r["sent"], r["lost"], r["duplicates"], r["reordered"]) == (100, 10, 13, 40)
@@ -82,6 +78,10 @@ def test_probe_counts_injected_loss_duplicates_reordering(net):
                     "--max-loss", "100")
     assert text.returncode == 0  # nothing forwards now, but 100 % is tolerated
     assert "lost 20 (100.00%)" in text.stdout
+    # no board answers the discovery query (the fake relay has no responder): the probe says
+    # why it cannot tell where the loss happened
+    assert "where the 20 lost went is not known: no board forwarding 224.0.10.1:50000 -> " \
+           "224.0.10.2:50000 answered the discovery query on 239.255.10.1:50010" in text.stdout
 
 
 def test_sim_command_summary_line():
@@ -143,3 +143,122 @@ def test_sim_without_namespaces_says_why(monkeypatch, capsys):
     assert sim.run(args) == 2
     err = capsys.readouterr().err
     assert "cannot build the private LAN: `ip netns` needs root" in err
+
+
+def sim_json(*argv):
+    p = subprocess.run([PY, "-m", "tools", "sim", "--quiet", "--json", *argv],
+                       capture_output=True, text=True, cwd=fw.ROOT, timeout=120)
+    lines = p.stdout.strip().splitlines()
+    summary = json.loads(next(ln for ln in lines if ln.startswith("{")))
+    return p, lines, summary
+
+
+def assert_adds_up(d):
+    s = d["loss_split"]
+    assert s["lost"] == d["sent"] - d["received"]
+    assert s["before_board"] + s["at_board"] + s["after_board"] + s["unknown"] == s["lost"]
+    assert sum(s["guards"].values()) == s["at_board"]
+    return s
+
+
+def test_sim_explains_a_loss_to_the_size_guard():
+    require_namespaces()
+    p, lines, d = sim_json("--duration", "1", "--rate", "200", "--size", "1500")
+    assert p.returncode == 1 and d["received"] == 0  # every datagram over max_datagram 1472
+    s = assert_adds_up(d)
+    assert s["guards"]["big"] == s["at_board"] == d["sent"] == d["routes"]["route0"]["big"]
+    assert s["before_board"] == s["after_board"] == s["unknown"] == 0
+    assert "where the %d lost went: 0 before the board's socket (never read by the relay), %d "\
+           "refused by the board (big %d: longer than relay.max_datagram)" % (
+               d["sent"], d["sent"], d["sent"]) in p.stdout
+
+
+def test_sim_as_fast_as_it_can_explains_the_rate_cap():
+    require_namespaces()
+    p, lines, d = sim_json("--duration", "1", "--rate", "0")
+    s = assert_adds_up(d)
+    assert s["unknown"] == 0
+    assert s["guards"]["rate"] == d["routes"]["route0"]["rate"] > 0  # over the 5000/s cap
+    assert "rate %d: over the route's rate_pps cap" % s["guards"]["rate"] in p.stdout
+    if s["before_board"]:  # faster than this host runs the relay: the socket's 4 datagrams
+        assert "sim: before the board's socket: the board's socket holds 4 datagrams" in p.stdout
+
+
+def test_sim_stops_quietly_when_its_reader_goes_away():
+    require_namespaces()
+    from tools.twin.lan import DEFAULT_PREFIX
+
+    p = subprocess.Popen([PY, "-m", "tools", "sim", "--duration", "30"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=fw.ROOT)
+    first = p.stdout.readline()
+    assert first.startswith("sim: firmware")
+    own = "%s%dx" % (DEFAULT_PREFIX, p.pid)  # the namespaces this run makes
+    p.stdout.close()  # `sim | head -1`
+    assert p.wait(60) == 1
+    err = p.stderr.read()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert own not in left
+
+
+def test_sim_serve_prints_the_commands_that_reach_the_board():
+    require_namespaces()
+    import shlex
+    import signal
+
+    p = subprocess.Popen([PY, "-m", "tools", "sim", "--serve"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=fw.ROOT)
+    lines = []
+    try:
+        for line in p.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("sim: serving until Ctrl-C"):
+                break
+        commands = {}
+        for comment, command in zip(lines, lines[1:], strict=False):
+            if comment.startswith("  # ") and command.startswith("  ip netns exec "):
+                commands[command.split(" -m tools ")[1].split()[0]] = shlex.split(command)
+        assert {"probe", "discover", "status", "top", "send", "listen"} <= set(commands), lines
+        names = lines[[i for i, ln in enumerate(lines) if ln.startswith("sim: namespaces:")][0]]
+        for host, ip in (("board", BOARD_IP), ("sender", SENDER_IP), ("listener", LISTENER_IP)):
+            assert re.search(r"%s %s \(mcr\d+x\d+-%s\)" % (host, ip, host), names), names
+
+        def paste(name, *more):
+            return subprocess.run(commands[name] + list(more), capture_output=True, text=True,
+                                  cwd=fw.ROOT, timeout=60)
+
+        found = paste("discover")
+        assert found.returncode == 0 and BOARD_IP in found.stdout, found.stdout + found.stderr
+        asked = paste("status")
+        assert asked.returncode == 0 and asked.stdout.startswith("relay "), asked.stderr
+        probed = paste("probe", "--count", "200", "--rate", "200")
+        assert probed.returncode == 0, probed.stdout + probed.stderr
+        assert "200 unique of 200 sent: lost 0" in probed.stdout
+        watched = paste("top", "--duration", "2.5")
+        assert watched.returncode == 0 and BOARD_IP in watched.stdout, watched.stderr
+    finally:
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(60)
+    rest = p.stdout.read()
+    err = p.stderr.read()
+    assert rc == 0, rest + err
+    assert "Traceback" not in rest + err
+    ns = re.search(r"\((mcr\d+x\d+)-board\)", names).group(1)
+    assert ns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                    text=True).stdout
+
+
+def test_probe_explains_its_loss_from_the_board_counters(net):
+    lan, bhost, pc1, _ = net
+    with running_board(bhost) as board:
+        p = tools_in(pc1, "probe", "--iface", SENDER_IP, "--count", "100", "--rate", "200",
+                     "--size", "1500", "--json")  # over max_datagram: the board refuses each
+        board.wait_for("route0 rx 100 tx 0", timeout=5)
+        clean = tools_in(pc1, "probe", "--iface", SENDER_IP, "--count", "50", "--rate", "200")
+    assert p.returncode == 1, p.stdout + p.stderr
+    r = json.loads(p.stdout)
+    s = r["loss_split"]
+    assert (r["sent"], r["unique"], s["lost"]) == (100, 0, 100)
+    assert (s["before_board"], s["at_board"], s["after_board"], s["unknown"]) == (0, 100, 0, 0)
+    assert s["guards"] == {"big": 100, "rate": 0, "own": 0, "src": 0, "other": 0}
+    assert clean.returncode == 0 and "where the" not in clean.stdout  # nothing lost: no split

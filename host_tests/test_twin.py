@@ -2,14 +2,16 @@
 and the seed tutorial's mistakes fail under it."""
 
 import json
+import os
 import textwrap
+import time
 
 import pytest
 
 from tools.twin import mpy
+from tools.twin.lan import BOARD_IP
 
 GROUP = "224.0.10.1"
-BOARD = "198.18.0.10"
 
 
 # Prepended to every snippet: err(f) -> "ok", or the exception f() raised (its type, and
@@ -96,7 +98,7 @@ def test_wiznet_constructor_and_link(tmp_path):
         "False 0.0.0.0"]
 
 
-def test_link_follows_control_and_construction_faults(tmp_path):
+def test_link_follows_control(tmp_path):
     out = ok(run_fakes("""
         import network
         nic = network.WIZNET5K()
@@ -105,9 +107,57 @@ def test_link_follows_control_and_construction_faults(tmp_path):
         print(nic.status(), nic.isconnected())
     """, tmp_path, control={"link": False}))
     assert out.strip() == "0 False"
-    r = run_fakes("import network; network.WIZNET5K()", tmp_path,
-                  control={"nic_construct_fail": True})
-    assert r.returncode != 0 and "OSError" in r.stdout + r.stderr
+
+
+
+@pytest.mark.parametrize("fault", [{"chip_absent": True}, {"chip_in_reset": True},
+                                   {"miso_high": True}, {"chip_stuck": True}, "wrong-cs"])
+def test_activation_spins_forever_where_the_chip_would_not_answer(tmp_path, fault):
+    """As the real driver: no exception, no return, and Ctrl-C does not get it out."""
+    import signal
+    import subprocess
+
+    from tools.twin import mpy
+
+    cs = 5 if fault == "wrong-cs" else 17
+    control = {} if fault == "wrong-cs" else fault
+    (tmp_path / "control.json").write_text(json.dumps(control))
+    code = ("import network, machine\n"
+            "spi = machine.SPI(0, 20000000, sck=machine.Pin(18), mosi=machine.Pin(19), "
+            "miso=machine.Pin(16))\n"
+            "nic = network.WIZNET5K(spi, machine.Pin(%d), machine.Pin(20))\n"
+            "print('ACTIVATING')\nnic.active(True)\nprint('RETURNED')\n" % cs)
+    env = dict(os.environ, MICROPYPATH=mpy.micropypath(mpy.FAKES, mpy.LIB),
+               TWIN_CONTROL=str(tmp_path / "control.json"))
+    p = subprocess.Popen([mpy.micropython_binary(), "-c", code], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert p.stdout.readline().strip() == "ACTIVATING"
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)  # Ctrl-C
+        time.sleep(1.0)
+        assert p.poll() is None, p.stdout.read()  # still spinning
+    finally:
+        p.kill()
+        out = p.communicate()[0]
+    assert "RETURNED" not in out and "OSError" not in out
+
+
+def test_the_chip_answers_its_version_over_spi_only_on_its_wires(tmp_path):
+    out = ok(run_fakes("""
+        from machine import SPI, Pin
+        spi = SPI(0, 20000000, sck=Pin(18), mosi=Pin(19), miso=Pin(16))
+        cs = Pin(17, Pin.OUT, value=1)
+        b = bytearray(4)
+        spi.write_readinto(b'\\x0f\\x00\\x80\\x00', b)
+        print(b[3])
+        cs(0); spi.write_readinto(b'\\x0f\\x00\\x80\\x00', b); cs(1)
+        print(b[3])
+        other = Pin(5, Pin.OUT, value=1)
+        other(0); spi.write_readinto(b'\\x0f\\x00\\x80\\x00', b); other(1)
+        print(b[3])
+    """, tmp_path))
+    assert out.split() == ["0", str(0x51), "0"]
 
 
 # -- the lwIP socket personality -----------------------------------------------------
@@ -217,7 +267,7 @@ SEED_BIND_ANY = """
 
 @pytest.fixture
 def pair(lan):
-    board = lan.add_host("board", BOARD)
+    board = lan.add_host("board", BOARD_IP)
     pc = lan.add_host("pc1", "198.18.0.20")
     return lan, board, pc
 
@@ -288,7 +338,7 @@ def test_source_address_when_sending_from_the_group_bound_socket(pair, tmp_path,
     got = rx.wait_for(1, timeout=2)
     rx.close()
     assert out.strip() == "sent" and got, err
-    assert rx.datagrams[0][1] == BOARD
+    assert rx.datagrams[0][1] == BOARD_IP
 
 
 QUEUE = """

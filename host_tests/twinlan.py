@@ -19,10 +19,6 @@ from tools.lines import LineProc
 from tools.twin import mpy, traffic
 from tools.twin.runner import Board, twin_config
 
-BOARD_IP = "198.18.0.10"
-SENDER_IP = "198.18.0.20"
-LISTENER_IP = "198.18.0.30"
-
 
 def load_default_config():
     return json.loads((mpy.ROOT / "config.json").read_text())

@@ -1,6 +1,8 @@
-# Start-up orchestration. boot(): config + NIC, never raises, so the REPL is
-# always reachable. main(): build the relay and run it; returns the relay so
-# that after Ctrl-C `relay` is left at the REPL with its counters.
+# Start-up orchestration. boot(): safe-boot window, config, watchdog, NIC;
+# never raises and never calls the WIZnet driver for a chip that does not
+# answer (it would spin where Ctrl-C cannot reach), so the REPL is always
+# reachable. main(): build the relay and run it; returns the relay so that
+# after Ctrl-C `relay` is left at the REPL with its counters.
 import gc
 import json
 import os
@@ -14,6 +16,7 @@ from version import VERSION
 CONFIG = "config.json"
 LAST_GOOD = "config.last.json"  # the last config that started cleanly
 SAFE_FLAG = "safe_boot"  # this file present: start without the relay
+_SAFE_WINDOW_MS = 1500  # BOOTSEL or Ctrl-C this long after boot.py starts: safe boot
 
 
 def _exists(path):
@@ -36,7 +39,8 @@ class Board:
         self.source = None
         self.nic = None
         self.safe = False
-        self.problem = None
+        self.problem = None  # why the relay is not running, for `board.problem` at the REPL
+        self.wdt = None
         self.nic_retry = Backoff(log)  # NIC bring-up: boot() and main() share its reports
         self.nic_attempts = 0
 
@@ -97,23 +101,74 @@ def bring_up_nic(board, log=print, attempts=1, wdt=None):
     while True:
         n += 1
         board.nic_attempts += 1
+        if wdt is not None:
+            wdt.feed()
         try:
             board.nic.bring_up()
-        except (OSError, ValueError, TypeError) as e:
-            retry.failed(time.ticks_ms(), "NIC: %s failed: %r" % (board.nic.stage or "bring-up", e))
+        except nicmod.ChipError as e:
+            # Repeated at every try: it is the one thing to fix, and a console
+            # opened after the boot has not seen it yet.
+            board.problem = str(e)
+            retry.failed(time.ticks_ms(), "NIC: " + board.problem, repeat=True)
             if attempts and n >= attempts:
                 return False
             retry.wait(wdt)
             continue
+        except (OSError, ValueError, TypeError) as e:
+            board.problem = "NIC: %s failed: %r" % (board.nic.stage or "bring-up", e)
+            retry.failed(time.ticks_ms(), board.problem)
+            if attempts and n >= attempts:
+                return False
+            retry.wait(wdt)
+            continue
+        board.problem = None
         if retry.succeeded():
             log("NIC: up after %d attempt(s)" % board.nic_attempts)
         return True
+
+
+def _safe_boot_asked(log):
+    """The way out that needs no REPL: BOOTSEL pressed (after the reset: held
+    during it, the RP2040 starts its USB bootloader instead) or Ctrl-C typed in
+    the first moments, before the NIC is touched. How it was asked, or None."""
+    try:
+        import rp2
+
+        button = rp2.bootsel_button
+    except (ImportError, AttributeError):
+        button = None
+    log("press BOOTSEL or Ctrl-C within %.1f s for a safe boot, with the relay and the NIC off"
+        % (_SAFE_WINDOW_MS / 1000))
+    end = time.ticks_add(time.ticks_ms(), _SAFE_WINDOW_MS)
+    try:
+        while time.ticks_diff(end, time.ticks_ms()) > 0:
+            if button is not None and button():
+                return "BOOTSEL"
+            time.sleep_ms(50)
+    except KeyboardInterrupt:
+        return "Ctrl-C"
+    return None
+
+
+def _arm_watchdog(cfg, log):
+    """relay.watchdog_ms: armed before any driver call that can hang."""
+    ms = cfg["relay"]["watchdog_ms"]
+    if not ms:
+        return None
+    return machine.WDT(timeout=ms)
 
 
 def boot(log=print):
     board = Board(log)
     try:
         log("mcast-relay %s booting (reset cause: %s)" % (VERSION, _reset_cause()))
+        how = _safe_boot_asked(log)
+        if how is not None:
+            board.safe = True
+            board.problem = "safe boot (%s)" % how
+            log("safe boot (%s): the relay and the NIC stay off; the REPL is yours (reset to "
+                "start normally)" % how)
+            return board
         if _exists(SAFE_FLAG):
             board.safe = True
             log("safe boot: '%s' exists, the relay stays off (delete it and reset)" % SAFE_FLAG)
@@ -123,13 +178,15 @@ def boot(log=print):
             board.problem = "no valid config"
             log("relay not started: fix %s and reset; the REPL is yours" % CONFIG)
             return board
-        if bring_up_nic(board, log, attempts=1):
+        board.wdt = _arm_watchdog(board.cfg, log)
+        if bring_up_nic(board, log, attempts=1, wdt=board.wdt):
             wait = board.cfg["relay"]["link_wait_s"]
-            if not board.nic.wait_connected(wait):
+            if not board.nic.wait_connected(wait, board.wdt):
                 log("NIC: no link/address after %d s; the relay starts and waits for it" % wait)
     except Exception as e:  # boot must never leave the board unreachable
         board.problem = repr(e)
         log("boot failed: %r" % (e,))
+        _keep_fed(board.wdt, log)
     return board
 
 
@@ -139,16 +196,15 @@ def main(board, log=print):
         return None
     import relay as relaymod
 
+    cfg = board.cfg
+    wdt = board.wdt
     try:
         log("relay starting: Ctrl-C within 1 s skips it")
-        time.sleep_ms(1000)
+        _pause(1000, wdt)
     except KeyboardInterrupt:
         log("relay skipped (Ctrl-C); app.main(board) starts it")
+        _keep_fed(wdt, log)
         return None
-    cfg = board.cfg
-    wdt = None
-    if cfg["relay"]["watchdog_ms"]:
-        wdt = machine.WDT(timeout=cfg["relay"]["watchdog_ms"])
     r = None
     try:
         if board.nic is None or not board.nic.active():
@@ -170,12 +226,21 @@ def main(board, log=print):
     except KeyboardInterrupt:
         # Ctrl-C outside the loop proper (a moment too early or too late)
         if r is None or r.tx is None:
-            log("relay not started (Ctrl-C)")
+            log("relay not started (Ctrl-C)%s" % (
+                ": " + board.problem if board.problem else ""))
         else:
             r.close()
             log("relay: stopped (Ctrl-C). relay.stats() has the counters; relay.run() resumes.")
     _keep_fed(wdt, log)
     return r
+
+
+def _pause(ms, wdt):
+    end = time.ticks_add(time.ticks_ms(), ms)
+    while time.ticks_diff(end, time.ticks_ms()) > 0:
+        if wdt is not None:
+            wdt.feed()
+        time.sleep_ms(50)
 
 
 _feeder = None

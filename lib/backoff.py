@@ -20,13 +20,17 @@ class Backoff:
     def ready(self, now):
         return self.due is None or time.ticks_diff(now, self.due) >= 0
 
-    def failed(self, now, what):
+    def failed(self, now, what, repeat=False):
         """An attempt failed with `what` (a message): log it unless it is the
-        one logged last; the next attempt waits the delay, which doubles."""
-        if what != self.reported:
-            self.reported = what
+        one logged last (with repeat, every time: a console opened later must
+        see it, and USB serial drops what was printed before it was opened);
+        the next attempt waits the delay, which doubles."""
+        if repeat:
+            self.log("%s (next try in %d s)" % (what, self.delay_ms // 1000))
+        elif what != self.reported:
             self.log("%s (retrying with back-off up to %d s; reported again only if it changes)"
                      % (what, self.max_ms // 1000))
+        self.reported = what
         self.due = time.ticks_add(now, self.delay_ms)
         self.delay_ms = min(self.delay_ms * 2, self.max_ms)
 

@@ -36,6 +36,9 @@ RATE_MAX = const(100000)
 RATE_DEFAULT = const(5000)
 BURST_MIN = const(16)
 WDT_MAX_MS = const(8388)  # RP2040 watchdog limit
+# Armed before the chip check and the driver's start-up (~0.4 s unfed): shorter
+# would reset a healthy board while it boots, again and again.
+WDT_MIN_MS = const(1000)
 NAME_MAX = const(16)
 ALLOW_MAX = const(16)  # source filters per route (checked per datagram)
 MAX_FILE_BYTES = const(16384)
@@ -55,6 +58,7 @@ PIN_ROLE = ("an SCK", "a MOSI (TX)", "a MISO (RX)")
 NIC_DEFAULTS = {
     "spi": 0,
     "baudrate": 24000000,  # the stock firmware's fastest (BAUD_MAX); 20 MHz would be 12
+    "chip": "auto",
     "sck": 18,
     "mosi": 19,
     "miso": 16,
@@ -62,7 +66,10 @@ NIC_DEFAULTS = {
     "rst": 20,
     "intn": 21,
 }
-NIC_KEYS = ("spi", "baudrate") + PIN_KEYS
+NIC_KEYS = ("spi", "baudrate", "chip") + PIN_KEYS
+# The chip boot.py asks for before it calls the driver (lib/wizchip.py); "auto":
+# the one of the board this firmware image was built for.
+CHIPS = ("auto", "w5100s", "w5500")
 NETWORK_KEYS = ("dhcp", "ip", "netmask", "gateway", "dns")
 ROUTE_KEYS = ("from", "to", "name", "rate_pps", "burst", "allow", "allow_reserved")
 DISCOVERY_DEFAULTS = {"enabled": True, "group": "239.255.10.1:50010", "replies_per_s": 5}
@@ -76,7 +83,7 @@ RELAY_SPEC = (
     ("rate_pps", 0, RATE_MAX, RATE_DEFAULT, False, "; 0 = no cap"),
     ("link_check_ms", 50, 60000, 500, False, ""),
     ("link_wait_s", 0, 300, 10, False, ""),
-    ("watchdog_ms", 0, WDT_MAX_MS, 0, False, "; 0 = off"),
+    ("watchdog_ms", 0, WDT_MAX_MS, 0, False, "; 0 = off, else at least 1000"),
 )
 RELAY_KEYS = tuple([s[0] for s in RELAY_SPEC])
 RELAY_DEFAULTS = dict([(s[0], s[3]) for s in RELAY_SPEC])
@@ -240,6 +247,8 @@ def _nic(c, d):
         out[k] = d[k] if k in d else NIC_DEFAULTS[k]
     spi = out["spi"] if c.integer("nic.spi", out["spi"], 0, 1) else None
     c.integer("nic.baudrate", out["baudrate"], BAUD_MIN, BAUD_MAX, note=BAUD_NOTE)
+    if out["chip"] not in CHIPS:
+        c.err("nic.chip", out["chip"], "is not a chip the relay knows (allowed: %s)" % ", ".join(CHIPS))
     used = {}
     for i in range(6):
         k = PIN_KEYS[i]
@@ -360,6 +369,10 @@ def _relay(c, d):
     for k, lo, hi, dflt, null, note in RELAY_SPEC:
         out[k] = d[k] if k in d else dflt
         c.integer("relay." + k, out[k], lo, hi, null, note)
+    wd = out["watchdog_ms"]
+    if _is_int(wd) and 0 < wd < WDT_MIN_MS:
+        c.err("relay.watchdog_ms", wd, "is too short to let the board start (allowed: 0 = off, "
+              "or %d-%d)" % (WDT_MIN_MS, WDT_MAX_MS))
     return out
 
 

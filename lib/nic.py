@@ -5,6 +5,7 @@ import time
 
 import machine
 import network
+import wizchip
 
 
 def _mac_text(mac):
@@ -34,6 +35,16 @@ def _spi_hz(spi, asked):
     return int(text[i + 9:j]) if j > i + 9 else asked
 
 
+class ChipError(OSError):
+    """No chip, or one that misbehaves, where the config says the chip is: the driver
+    would spin forever (Ctrl-C cannot stop it), so it is not called. An OSError, as a
+    chip that does not answer is, so every NIC retry handles it; it shows as its text,
+    which names the nic.* keys and what was read."""
+
+    def __repr__(self):
+        return self.args[0]
+
+
 class Nic:
     def __init__(self, nic_cfg, net_cfg):
         self.nic_cfg = nic_cfg
@@ -41,6 +52,14 @@ class Nic:
         self.wiz = None
         self.spi_hz = None  # the SPI clock in effect (None before construction)
         self.stage = None  # the step bring_up()/reactivate() was at: for messages
+        self.chip = wizchip.expected(nic_cfg.get("chip", "auto"), sys.implementation._machine)
+
+    def check_chip(self):
+        """Ask the chip (lib/wizchip.py) before any driver call that could hang."""
+        self.stage = "chip check"
+        problem = wizchip.probe(self.nic_cfg, self.chip)
+        if problem is not None:
+            raise ChipError(problem)
 
     def bring_up(self):
         """Construct and activate the NIC and apply the address. Raises
@@ -48,6 +67,7 @@ class Nic:
         step); the caller retries."""
         c = self.nic_cfg
         Pin = machine.Pin
+        self.check_chip()
         if self.wiz is None:
             self.stage = "construction (SPI%d, WIZNET5K)" % c["spi"]
             spi = machine.SPI(c["spi"], baudrate=c["baudrate"], sck=Pin(c["sck"]),
@@ -79,19 +99,22 @@ class Nic:
             self.wiz.active(False)
         except OSError:
             pass
+        self.check_chip()
         self.stage = "activation"
         self.wiz.active(True)
         self.stage = "address"
         self.apply_address()
         self.stage = None
 
-    def wait_connected(self, timeout_s):
+    def wait_connected(self, timeout_s, wdt=None):
         if self.wiz is None:
             return False
         deadline = time.ticks_add(time.ticks_ms(), timeout_s * 1000)
         while not self.wiz.isconnected():
             if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
                 return False
+            if wdt is not None:
+                wdt.feed()
             time.sleep_ms(100)
         return True
 

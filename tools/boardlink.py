@@ -9,6 +9,8 @@
   following the boot log until the firmware's status line.
 """
 
+import errno
+import os
 import re
 import subprocess
 import sys
@@ -32,12 +34,16 @@ FATAL = (
     "relay not started",
     "boot failed",
     "safe boot:",
+    "safe boot (",
     "relay skipped",
     "error(s), the relay will not use it",
 )
 # Worth showing, but the firmware keeps trying.
 WARN = (
     "NIC: bring-up failed",
+    "answers on SPI",  # lib/wizchip.py: no chip, or the other chip, where nic.* says
+    "does not finish a reset",
+    "does not complete a command",
     "NIC: no link/address",
     "running the last good config",
     "cannot open sockets",
@@ -94,18 +100,92 @@ def find_ports():
 
 
 def resolve_ports(ports):
-    """--port values, or the one board plugged in when none was given."""
-    if ports:
-        return list(ports)
-    found = find_ports()
-    if not found:
-        raise LinkError("no board found on USB (looked for vendor ids %s): plug it in, or give "
-                        "--port /dev/ttyACM0 (see `python -m mpremote devs`)"
-                        % ", ".join("%04x" % v for v in BOARD_VIDS))
-    if len(found) > 1:
-        raise LinkError("several boards found (%s): give --port for each one to use"
-                        % ", ".join(found))
-    return found
+    """--port values, or the one board plugged in when none was given; each one checked
+    (check_port): LinkError with one line per port that cannot be used."""
+    if not ports:
+        found = find_ports()
+        if not found:
+            raise LinkError("no board found on USB (looked for vendor ids %s): plug it in, or "
+                            "give --port /dev/ttyACM0 (`python -m mpremote devs` lists the "
+                            "ports)" % ", ".join("%04x" % v for v in BOARD_VIDS))
+        if len(found) > 1:
+            raise LinkError("several boards found (%s): give --port for each one to use"
+                            % ", ".join(found))
+        ports = found
+    problems = []
+    for port in ports:
+        try:
+            check_port(port)
+        except LinkError as e:
+            problems.append(str(e))
+    if problems:
+        raise LinkError("\n".join(problems))
+    return list(ports)
+
+
+def print_problem(command, error):
+    """A LinkError as the command's lines on stderr: one per port or problem."""
+    for line in str(error).splitlines():
+        print("%s: %s" % (command, line), file=sys.stderr)
+
+
+def one_port(ports):
+    """The one port of a command that talks to one board (monitor, selftest)."""
+    if ports and len(ports) > 1:
+        raise LinkError("one board at a time: --port was given %d times (%s)"
+                        % (len(ports), ", ".join(ports)))
+    return resolve_ports(ports)[0]
+
+
+def check_port(port):
+    """Can the port be opened now, as mpremote opens it (exclusively)? LinkError with one line
+    naming the port and what to try: it does not exist, another program holds it, or this
+    user may not open it."""
+    import serial
+
+    if os.sep in port and not os.path.exists(port):
+        raise LinkError(_port_problem(port, FileNotFoundError()))
+    try:
+        serial.Serial(port, exclusive=True).close()
+    except (serial.SerialException, OSError) as e:
+        raise LinkError(_port_problem(port, e)) from None
+
+
+def _port_problem(port, error):
+    text = str(error)
+    code = getattr(error, "errno", None)
+    if isinstance(error, FileNotFoundError) or code == errno.ENOENT or "No such file" in text:
+        return ("%s: no such serial port: plug the board in, or give the port it has "
+                "(`python -m mpremote devs` lists them)" % port)
+    if code == errno.EACCES or "Permission denied" in text:
+        return ("%s: permission denied: add your user to the dialout group (`sudo usermod -aG "
+                "dialout $USER`, then log in again) or run with sudo" % port)
+    if code == errno.EBUSY or "exclusively lock" in text or "busy" in text.lower():
+        holders = port_holders(port)
+        return ("%s: in use by another program%s: close it (a monitor, mpremote, Thonny or "
+                "screen) and try again" % (port, " (%s)" % ", ".join(holders) if holders else ""))
+    return "%s: cannot open it: %s" % (port, text.splitlines()[-1] if text else type(error).__name__)
+
+
+def port_holders(port):
+    """'pid N (name)' of the other processes that have the port open (Linux /proc; [] where
+    that cannot be read)."""
+    try:
+        target = os.path.realpath(port)
+        pids = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
+    except OSError:
+        return []
+    out = []
+    for pid in pids:
+        try:
+            fds = os.listdir("/proc/%s/fd" % pid)
+            if not any(os.path.realpath("/proc/%s/fd/%s" % (pid, fd)) == target for fd in fds):
+                continue
+            with open("/proc/%s/comm" % pid) as f:
+                out.append("pid %s %s" % (pid, f.read().strip()))
+        except OSError:
+            continue
+    return out
 
 
 # -- mpremote -----------------------------------------------------------------------------------
@@ -118,8 +198,9 @@ def mpremote(port, *args, timeout=120, check=True):
         raise LinkError("mpremote %s: no answer from %s in %d s" % (args[0], port, timeout)) from None
     if check and p.returncode != 0:
         msg = (p.stderr.strip() or p.stdout.strip()).splitlines()
+        what = " ".join(args[:2]) if args[0] == "fs" else args[0]  # never the code it ran
         raise LinkError("mpremote %s on %s failed: %s" % (
-            " ".join(args[:2]), port, msg[-1] if msg else "exit %d" % p.returncode))
+            what, port, msg[-1] if msg else "exit %d" % p.returncode))
     return p
 
 
@@ -131,7 +212,8 @@ def exec_json(port, code, marker, timeout=60):
     for line in p.stdout.splitlines():
         if line.startswith(marker):
             return json.loads(line[len(marker):])
-    raise LinkError("no answer from the board's Python on %s:\n%s%s" % (port, p.stdout, p.stderr))
+    raise LinkError("no answer from the board's Python on %s: %s" % (
+        port, (p.stderr.strip() or p.stdout.strip() or "nothing printed").splitlines()[-1]))
 
 
 # -- the boot log -------------------------------------------------------------------------------
@@ -178,6 +260,40 @@ class Boot:
             if w in line:
                 self.warnings.append(line.strip())
 
+    def chip_problems(self):
+        """What the board's chip check (lib/wizchip.py) said at each try, without the
+        retry note."""
+        out = []
+        for w in self.warnings:
+            if "answers" in w or "does not" in w:
+                w = re.sub(r"^NIC: ", "", w)
+                out.append(re.sub(r" \(next try in \d+ s\)$", "", w))
+        return out
+
+    def chip_failures(self):
+        return len(self.chip_problems())
+
+    def diagnosis(self, timeout):
+        """Why there is no running relay, with what to do: None when there is one."""
+        if self.ok:
+            return None
+        if self.fatal:
+            return self.fatal
+        if self.traceback:
+            return "a traceback in the boot log"
+        chip = self.chip_problems()
+        if chip:
+            return ("the board's chip check: %s. The relay does not start until the chip "
+                    "answers; the REPL stays reachable: fix config.json and deploy again"
+                    % chip[-1])
+        if self.lines and ("booting" in self.lines[-1] or "press BOOTSEL" in self.lines[-1]):
+            return ("the board stopped after its 'booting' line for %g s: a firmware from before "
+                    "the chip check waits for a WIZnet chip that does not answer (check the "
+                    "wiring and nic.* in config.json). To get its REPL back: press BOOTSEL within "
+                    "1.5 s after a reset (safe boot); a firmware without that needs its flash "
+                    "erased (flash_nuke.uf2, firmware/README.md)" % timeout)
+        return "no status line in %g s" % timeout
+
     def summary(self):
         s = self.status
         if not s:
@@ -193,10 +309,10 @@ class Serial:
         import serial
 
         self.port = port
-        try:
-            self.ser = serial.Serial(port, baud, timeout=0.05)
+        try:  # exclusively, as mpremote does: two programs on one port garble both
+            self.ser = serial.Serial(port, baud, timeout=0.05, exclusive=True)
         except (serial.SerialException, OSError) as e:
-            raise LinkError("cannot open %s: %s" % (port, e)) from None
+            raise LinkError(_port_problem(port, e)) from None
         self._buf = b""
 
     def close(self):
@@ -277,7 +393,10 @@ class Serial:
             if echo:
                 echo(line)
             boot.feed(line)
-            if stop_at is None and (boot.status or boot.fatal or boot.traceback):
+            if stop_at is None and (boot.status or boot.fatal or boot.traceback
+                                    or boot.chip_failures() >= 2):
+                # (the chip check failing twice: it says what is wrong, and the board
+                # would say the same at every try for as long as we follow it)
                 stop_at = time.monotonic() + (settle if boot.status else 1.0)
             if boot.status and boot.routes:
                 break

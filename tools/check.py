@@ -1,11 +1,15 @@
 """Validate a config.json with the firmware's own validator (lib/config.py,
 the module the board runs), list every error, and summarize the config the
-board would run. Exit code 1 when there is an error."""
+board would run. Exit code 1 when there is an error.
+
+The file is read as strict JSON, which is stricter than the board's
+json.loads (MicroPython's takes trailing commas and missing commas): a JSON
+error names the line and column of the offending character and shows it."""
 
 import json
 import sys
 
-from tools import fw
+from tools import exitcode, fw, options
 
 NAME = "check"
 
@@ -15,10 +19,9 @@ def add_parser(sub):
                        description=__doc__)
     p.add_argument("path", nargs="?", default=str(fw.CONFIG),
                    help="the config to check (default: the repo's config.json)")
-    p.add_argument("--boards", metavar="FILE",
-                   help="also check every board overlay in FILE (boards.json) merged over it")
-    p.add_argument("--json", action="store_true",
-                   help="print the normalized config (defaults filled in) as JSON")
+    options.add(p, "--boards", help="also check every board overlay in FILE (boards.json) "
+                                    "merged over it")
+    options.add(p, "--json", help="print the normalized config (defaults filled in) as JSON")
     p.set_defaults(func=run)
     return p
 
@@ -75,14 +78,14 @@ def run(args):
     raw, cfg, errors = fw.check_file(args.path)
     if errors:
         fw.print_errors(args.path + ": ", errors)
-        return 1
+        return exitcode.FAILED
     if args.json:
         print(json.dumps(cfg, indent=2, sort_keys=True))
     else:
         print("%s: OK, %d route(s)" % (args.path, len(cfg["routes"])))
         print(summary(cfg))
     if not args.boards:
-        return 0
+        return exitcode.PASSED
     overlays, errs = fw.load_overlays(args.boards)
     bad = bool(errs)
     for e in errs:
@@ -90,4 +93,4 @@ def run(args):
     for uid, ov in sorted(overlays.items()):
         if check_one("%s [%s]" % (args.boards, uid), fw.merge(raw, ov), as_json=args.json) is None:
             bad = True
-    return 1 if bad else 0
+    return exitcode.FAILED if bad else exitcode.PASSED

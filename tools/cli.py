@@ -3,12 +3,15 @@
 Every command is one module under tools/ with two functions:
     add_parser(sub) -> argparse parser   (sub.add_parser(NAME, ...); p.set_defaults(func=run))
     run(args) -> exit code
-Add a command by writing such a module and naming it in COMMANDS.
+Add a command by writing such a module and naming it in COMMANDS. Every command follows
+one exit-code table (tools/exitcode.py) and shares its common options (tools/options.py).
 """
 
 import argparse
 import importlib
 import sys
+
+from tools import exitcode, term
 
 # Order = order in `--help`. Workflow first, traffic tools, then fleet tools.
 COMMANDS = (
@@ -22,6 +25,7 @@ COMMANDS = (
     "listen",
     "probe",
     "discover",
+    "fleet",
     "status",
 )
 
@@ -39,6 +43,8 @@ def build_parser(commands=COMMANDS):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in commands:
         importlib.import_module("tools." + name).add_parser(sub)
+    for p in sub.choices.values():  # one exit-code table, in every command's --help
+        p.epilog = (p.epilog + "\n\n" if p.epilog else "") + exitcode.TABLE
     return parser
 
 
@@ -46,10 +52,17 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args) or 0
+        code = args.func(args) or exitcode.PASSED
+        sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        term.close_stdout()
+        return exitcode.FAILED
     except KeyboardInterrupt:
-        print("%s: interrupted" % args.command, file=sys.stderr)
-        return 130
+        if term.pipe_closed():  # a thread's line found stdout's reader gone
+            return exitcode.FAILED
+        print("%s: interrupted before it had a result" % args.command, file=sys.stderr)
+        return exitcode.FAILED
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ and lib/ compiles. Exit code 0 when every board came up.
 import os
 from pathlib import Path
 
-from tools import boardlink, fw
+from tools import boardlink, exitcode, fw, options
 
 NAME = "deploy"
 INVENTORY_MARK = "MCR-INVENTORY "
@@ -69,30 +69,30 @@ print("MCR-INVENTORY " + json.dumps({"uid": _uid, "files": _files, "lib": _lib,
 def add_parser(sub):
     p = sub.add_parser(NAME, help="compile, copy what changed to the board(s), reboot, watch "
                                   "the boot log", description=__doc__)
-    p.add_argument("--port", "-p", action="append", metavar="PORT",
-                   help="the board's serial port, e.g. /dev/ttyACM0 (repeat for several "
-                        "boards, deployed in turn; default: the one board found on USB)")
-    p.add_argument("--config", default=str(fw.CONFIG),
-                   help="base config (default: the repo's config.json)")
-    p.add_argument("--boards", metavar="FILE",
-                   help="per-board overlays: {\"<unique id hex>\": {partial config}} merged over "
-                        "the base (default: boards.json next to the config, if present)")
-    p.add_argument("--dry-run", "-n", action="store_true",
-                   help="show what would be copied; copy nothing (the board is read, then "
-                        "soft-rebooted so its relay runs again)")
-    p.add_argument("--force", action="store_true", help="copy every file, changed or not")
-    p.add_argument("--source", action="store_true",
-                   help="copy lib/*.py instead of compiled .mpy (for a MicroPython that "
-                        "cannot load .mpy v6)")
-    p.add_argument("--no-lib", action="store_true",
-                   help="copy boot.py, main.py and config.json but not lib/ (for a firmware "
-                        "with lib/ frozen in, see firmware/README.md)")
-    p.add_argument("--no-reboot", action="store_true", help="do not reboot after copying")
-    p.add_argument("--hard-reset", action="store_true",
-                   help="machine.reset() instead of a soft reboot (the boot line then says "
-                        "'watchdog': that is how the RP2040 reports a software reset)")
-    p.add_argument("--timeout", type=float, default=40.0, metavar="S",
-                   help="seconds to wait for the status line after the reboot (default 40)")
+    options.add(p, "--port", action="append",
+                help="the board's serial port, e.g. /dev/ttyACM0 (repeat for several boards, "
+                     "deployed in turn; default: the one board found on USB)")
+    options.add(p, "--config", default=str(fw.CONFIG), help="the base config")
+    options.add(p, "--boards", help="per-board overlays: {\"<unique id hex>\": {partial "
+                                    "config}} merged over the base (default: boards.json next "
+                                    "to the config, if present)")
+    switches = (
+        ("--dry-run", "-n", "show what would be copied; copy nothing (the board is read, then "
+                            "soft-rebooted so its relay runs again)"),
+        ("--force", None, "copy every file, changed or not"),
+        ("--source", None, "copy lib/*.py instead of compiled .mpy (for a MicroPython that "
+                           "cannot load .mpy v6)"),
+        ("--no-lib", None, "copy boot.py, main.py and config.json but not lib/ (for a firmware "
+                           "with lib/ frozen in, see firmware/README.md)"),
+        ("--no-reboot", None, "do not reboot after copying"),
+        ("--hard-reset", None, "machine.reset() instead of a soft reboot (the boot line then "
+                               "says 'watchdog': that is how the RP2040 reports a software "
+                               "reset)"),
+    )
+    for flag, short, text in switches:
+        p.add_argument(*[f for f in (flag, short) if f], action="store_true", help=text)
+    options.add(p, "--boot-timeout", default=40.0,
+                help="seconds to wait for the status line after the reboot")
     p.set_defaults(func=run)
     return p
 
@@ -205,7 +205,7 @@ def run(args):
     raw, cfg, errors = fw.check_file(args.config)
     if errors:
         fw.print_errors("deploy: %s has " % args.config, errors, "; nothing was copied:", out)
-        return 1
+        return exitcode.FAILED
     boards_file = args.boards
     if boards_file is None:
         cand = Path(args.config).resolve().parent / "boards.json"
@@ -218,7 +218,7 @@ def run(args):
             errs += ["%s [%s]: %s" % (boards_file, uid, e) for e in e2]
         if errs:
             fw.print_errors("deploy: %s has " % boards_file, errs, "; nothing was copied:", out)
-            return 1
+            return exitcode.FAILED
     build_dir = fw.BUILD
     if not args.no_lib and not args.source:
         try:
@@ -227,29 +227,29 @@ def run(args):
             compiled = fw.compile_lib(build_dir / "lib")
         except (RuntimeError, OSError) as e:
             out("deploy: cannot compile lib/: %s; nothing was copied" % e)
-            return 1
+            return exitcode.FAILED
         out("deploy: compiled %d modules with %s into %s" % (
             len(compiled), text.split(";")[-1].strip(), (build_dir / "lib").relative_to(fw.ROOT)
             if (build_dir / "lib").is_relative_to(fw.ROOT) else build_dir / "lib"))
     try:
         ports = boardlink.resolve_ports(args.port)
     except boardlink.LinkError as e:
-        out("deploy: %s" % e)
-        return 2
+        boardlink.print_problem("deploy", e)
+        return exitcode.USAGE
     # 2. Read every board, plan every board; refuse before copying anything.
     plans = []
     for port in ports:
         try:
             inv = inventory(port)
         except boardlink.LinkError as e:
-            out("deploy: %s" % e)
-            return 2
+            boardlink.print_problem("deploy", e)
+            return exitcode.USAGE
         if not args.source and not args.no_lib and not board_mpy_ok(inv):
             major, minor = fw.decode_sys_mpy(inv.get("mpy") or 0)
             out("deploy: %s runs MicroPython %s, which loads .mpy v%d, not v%d: flash MicroPython "
                 "1.29 (firmware/README.md) or deploy with --source" % (
                     port, inv.get("version"), major, fw.MPY_MAJOR))
-            return 1
+            return exitcode.FAILED
         plans.append(make_plan(port, inv, raw, overlays, build_dir, args))
     problems = [e for p in plans for e in p.errors]
     seen = {}
@@ -267,14 +267,14 @@ def run(args):
         for e in problems:
             out("  " + e)
         _restart(plans, out)
-        return 1
+        return exitcode.FAILED
     # 3. Copy, reboot, follow.
     failed = 0
     for p in plans:
         failed += 0 if deploy_one(p, args, out) else 1
     if len(plans) > 1:
         out("deploy: %d of %d board(s) up" % (len(plans) - failed, len(plans)))
-    return 1 if failed else 0
+    return exitcode.FAILED if failed else exitcode.PASSED
 
 
 def _restart(plans, out):
@@ -323,23 +323,22 @@ def deploy_one(p, args, out):
         return True
     out("deploy: %s: %s, boot log:" % (label, "hard reset" if args.hard_reset else "soft reboot"))
     try:
-        boot = boardlink.reboot_and_follow(p.port, args.timeout, lambda line: out("  | " + line),
+        boot = boardlink.reboot_and_follow(p.port, args.boot_timeout, lambda line: out("  | " + line),
                                            hard=args.hard_reset)
     except boardlink.LinkError as e:
         out("deploy: %s: %s" % (label, e))
         return False
-    return report_boot(label, boot, p.config, out)
+    return report_boot(label, boot, p.config, out, args.boot_timeout)
 
 
-def report_boot(label, boot, cfg, out):
+def report_boot(label, boot, cfg, out, timeout=40):
+    why = boot.diagnosis(timeout)
+    chip = boot.chip_problems()  # said once, in the FAILED line
     for w in boot.warnings:
-        out("deploy: %s: warning: %s" % (label, w))
-    if boot.fatal or boot.traceback:
-        out("deploy: %s: FAILED: %s" % (label, boot.fatal or "a traceback in the boot log"))
-        return False
-    if not boot.status:
-        out("deploy: %s: FAILED: no status line within the timeout (see the boot log above)"
-            % label)
+        if not any(c in w for c in chip):
+            out("deploy: %s: warning: %s" % (label, w))
+    if why is not None:
+        out("deploy: %s: FAILED: %s (see the boot log above)" % (label, why))
         return False
     s = boot.status
     want_ip = fw.static_ip(cfg)

@@ -6,16 +6,14 @@ query; replies are matched by the nonce, duplicates by board id). The reply
 format is in docs/discovery.md; `tools/status.py` asks one board by unicast.
 """
 
-import argparse
 import json
 import secrets
 import socket
-import sys
 import time
 
 from lib.config import DISCOVERY_DEFAULTS
 from lib.discovery import DROPS, MAGIC  # the protocol is the board's
-from tools import stream
+from tools import exitcode, options, stream
 
 DEFAULT_GROUP = DISCOVERY_DEFAULTS["group"]
 DEFAULT_PORT = stream.parse_endpoint(DEFAULT_GROUP)[1]
@@ -104,10 +102,10 @@ def discover(group=DEFAULT_GROUP, timeout=2.0, iface=None, repeat=2, ttl=1):
         n = max(1, repeat)
         resend = [(timeout / 2 * i / n, send) for i in range(1, n)]
         found = collect(s, nonce, timeout, resend)
-    return sorted(found.values(), key=lambda r: _ip_key(r.get("ip", "")))
+    return sorted(found.values(), key=lambda r: ip_key(r.get("ip", "")))
 
 
-def _ip_key(ip):
+def ip_key(ip):
     try:
         return socket.inet_aton(ip)
     except OSError:
@@ -164,45 +162,48 @@ def format_table(replies):
 
 
 def add_parser(sub):
-    p = sub.add_parser("discover", help="find the relays on the LAN (multicast query)",
+    p = sub.add_parser("discover", help="find the relays on the LAN (multicast query); "
+                                        "--watch: the live fleet view",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--group", default=DEFAULT_GROUP,
-                   help="discovery GROUP:PORT (config discovery.group; default %(default)s)")
-    p.add_argument("--timeout", type=float, default=2.0,
-                   help="seconds to collect replies (default %(default)s)")
-    p.add_argument("--iface", metavar="IP",
-                   help="this host's address on the relays' LAN (the query leaves there)")
-    p.add_argument("--repeat", type=int, default=2,
-                   help="send the query this many times, against loss (default %(default)s)")
-    p.add_argument("--ttl", type=int, default=1, help="multicast TTL of the query (default 1)")
-    p.add_argument("--json", action="store_true", help="print the replies as JSON")
-    p.set_defaults(func=run)
+    return add_options(p, watching=False)
+
+
+def add_options(p, watching):
+    """discover's options; `top` (tools/fleet.py) has them too, watching from the start."""
+    options.add(p, "--group", help="the discovery GROUP:PORT (the boards' discovery.group; "
+                                   "default %s)" % DEFAULT_GROUP)
+    options.add(p, "--iface", help="this host's address on the relays' LAN (the query leaves "
+                                   "there)")
+    options.add(p, "--ttl", default=1, help="multicast TTL of the query")
+    options.add(p, "--json", help="the replies as JSON (--watch: a JSON line per round)")
+    if not watching:
+        options.add(p, "--timeout", default=2.0, help="seconds to collect replies")
+        p.add_argument("--repeat", type=REPEAT, default=2, metavar="N",
+                       help="send the query N times, against loss (%s; default 2)"
+                       % REPEAT.allowed)
+        p.add_argument("--watch", action="store_true",
+                       help="the live fleet view: query every --interval seconds; each "
+                            "route's rates, silent boards marked (the same as `top`)")
+    options.add(p, "--interval", default=1.0, help="--watch: seconds between two queries")
+    options.add(p, "--duration", help="--watch: stop after S seconds (default: at Ctrl-C)")
+    p.set_defaults(func=run, watch=watching, timeout=2.0, repeat=2)
     return p
 
 
+REPEAT = options.Range(int, 1, 10)
+
+
 def run(args):
-    try:
-        stream.parse_endpoint(args.group)
-    except ValueError as e:
-        print("discover: --group must be GROUP:PORT: %s" % e, file=sys.stderr)
-        return 2
-    replies = discover(args.group, args.timeout, args.iface, args.repeat, args.ttl)
+    group = stream.fmt_endpoint(args.group) if args.group else DEFAULT_GROUP
+    if args.watch:
+        from tools import fleet
+
+        return fleet.run(args, group)
+    replies = discover(group, args.timeout, args.iface, args.repeat, args.ttl)
     if args.json:
         print(json.dumps(replies, indent=2, sort_keys=True))
     else:
         if replies:
             print(format_table(replies))
-        print("%d relay(s) answered on %s within %.1f s" % (len(replies), args.group, args.timeout))
-    return 0 if replies else 1
-
-
-def main(argv=None, adder=add_parser):
-    parser = argparse.ArgumentParser(prog="python -m tools")
-    sub = parser.add_subparsers(dest="command", required=True)
-    adder(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        print("%d relay(s) answered on %s within %.1f s" % (len(replies), group, args.timeout))
+    return exitcode.PASSED if replies else exitcode.FAILED

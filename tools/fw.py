@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tools import jsontext
+
 ROOT = Path(__file__).resolve().parent.parent
 LIB = ROOT / "lib"
 BUILD = ROOT / "build"
@@ -56,10 +58,7 @@ def read_json(path):
         text = path.read_text()
     except OSError as e:
         return None, "%s: cannot read: %s" % (path, e.strerror or e)
-    try:
-        return json.loads(text), None
-    except ValueError as e:
-        return None, "%s: not valid JSON: %s" % (path, e)
+    return jsontext.loads(text, str(path))
 
 
 def validate(obj):
@@ -73,8 +72,8 @@ def check_file(path):
     cfgmod = config_module()
     raw, err = read_json(path)
     cfg, errors = cfgmod.load(str(path))
-    if err and not errors:
-        errors = [err]
+    if err and (not errors or "not valid JSON" in errors[0]):
+        errors = [err]  # ours points at the offending character
     return raw, cfg, errors
 
 
@@ -83,7 +82,8 @@ def print_errors(before, errors, after=":", out=print):
     error on its own indented line."""
     out("%s%d error(s)%s" % (before, len(errors), after))
     for e in errors:
-        out("  " + e)
+        for line in e.splitlines():  # an error may show the offending line under it
+            out("  " + line)
 
 
 # Sections a board overlay replaces as a whole: a static network and a DHCP
@@ -221,7 +221,8 @@ PACKAGE_JSON = ROOT / "package.json"
 
 def package_manifest():
     """What package.json must say: every lib/*.py, installed into the board's
-    /lib by `mpremote mip install github:OWNER/REPO`, and lib/version.py's version."""
+    /lib by `mpremote mip install ./package.json` (URLs relative to it), and lib/version.py's
+    version."""
     return {
         "urls": [[p.name, "lib/" + p.name] for p in lib_sources()],
         "deps": [],

@@ -13,7 +13,7 @@ import selectors
 import sys
 import time
 
-from tools import stream
+from tools import exitcode, options, stream
 
 NAME = "listen"
 
@@ -21,23 +21,21 @@ NAME = "listen"
 def add_parser(sub):
     p = sub.add_parser(NAME, help="receive multicast, print datagrams, count loss (mdump)",
                        description=__doc__)
-    p.add_argument("--group", "-g", action="append", type=stream.endpoint_arg, required=True,
-                   metavar="G:P", help="multicast GROUP:PORT to join (repeat for several)")
-    p.add_argument("--iface", "-i", type=stream.ipv4_arg, metavar="IP",
-                   help="this host's address on the LAN to join on (default: the kernel's "
-                        "choice)")
-    p.add_argument("--count", "-c", type=int, default=0,
-                   help="stop after this many datagrams (all groups)")
-    p.add_argument("--duration", "-d", type=float, default=0.0, metavar="S",
-                   help="stop after S seconds")
-    p.add_argument("--idle", type=float, default=0.0, metavar="S",
-                   help="stop when nothing arrived for S seconds (after the first datagram)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no line per datagram")
-    p.add_argument("--interval", type=float, default=0.0, metavar="S",
-                   help="a summary every S seconds while running (default: only at the end)")
+    options.add(p, "--group", action="append", required=True,
+                help="multicast GROUP:PORT to join (repeat for several)")
+    options.add(p, "--iface", help="this host's address on the LAN to join on (default: the "
+                                   "kernel's choice)")
+    options.add(p, "--count", help="stop after N datagrams (all groups)")
+    options.add(p, "--duration", help="stop after S seconds")
+    p.add_argument("--idle", type=options.SECONDS, metavar="S",
+                   help="stop when nothing arrived for S seconds, after the first datagram "
+                        "(%s)" % options.SECONDS.allowed)
+    options.add(p, "--quiet", help="no line per datagram, summaries only")
+    options.add(p, "--interval", default=0.0,
+                help="a progress summary every S seconds while running, besides the last one")
     p.add_argument("--hex", action="store_true", help="show the first bytes of foreign payloads")
-    p.add_argument("--json", action="store_true",
-                   help="JSON lines: {\"event\": \"ready\"|\"datagram\"|\"progress\"|\"summary\"}")
+    options.add(p, "--json", help="JSON lines: {\"event\": \"ready\"|\"datagram\"|\"progress\"|"
+                                  "\"summary\"}")
     p.set_defaults(func=run)
     return p
 
@@ -148,7 +146,7 @@ def run(args):
         print("listen: cannot join %s%s: %s" % (
             ", ".join(stream.fmt_endpoint(g) for g in args.group),
             " on %s" % args.iface if args.iface else "", e), file=sys.stderr)
-        return 2
+        return exitcode.USAGE
     names = ", ".join(stream.fmt_endpoint(g) for g in args.group)
     if args.json:
         print(json.dumps({"event": "ready", "groups": [stream.fmt_endpoint(g) for g in args.group]}),
@@ -197,7 +195,7 @@ def run(args):
     finally:
         lst.close()
     _report(lst, args, "summary")
-    return 0 if lst.total else 1
+    return exitcode.PASSED if lst.total else exitcode.FAILED
 
 
 def _report(lst, args, event):

@@ -14,7 +14,8 @@ import sys
 import threading
 import time
 
-from tools import fw, stream
+from tools import discover as disc
+from tools import exitcode, fw, lossplit, options, stream, term
 from tools.send import Sender, add_traffic_args
 
 NAME = "probe"
@@ -26,42 +27,88 @@ JOIN_SETTLE_S = 0.5
 def add_parser(sub):
     p = sub.add_parser(NAME, help="send to a relay's input group, receive its output: loss, "
                                   "latency, throughput", description=__doc__)
-    p.add_argument("--from", dest="src", type=stream.endpoint_arg, metavar="G:P",
+    p.add_argument("--from", dest="src", type=options.endpoint, metavar="G:P",
                    help="the relay's input GROUP:PORT (a route's \"from\")")
-    p.add_argument("--to", dest="dst", type=stream.endpoint_arg, metavar="G:P",
+    p.add_argument("--to", dest="dst", type=options.endpoint, metavar="G:P",
                    help="the relay's output GROUP:PORT (the route's \"to\")")
-    p.add_argument("--config", default=str(fw.CONFIG),
-                   help="take --from/--to from this config (default: the repo's config.json)")
-    p.add_argument("--route", type=int, default=0, help="which route of the config (default 0)")
+    options.add(p, "--config", default=str(fw.CONFIG),
+                help="take --from/--to (and the discovery group) from this config")
+    options.add(p, "--route", default=0, help="which route of the config")
     add_traffic_args(p, group_required=None, rate=200.0, size=200,
                      until="send for S seconds (default 5 when --count is not given either)")
-    p.add_argument("--wait", type=float, default=1.0, metavar="S",
-                   help="keep listening S seconds after the last send (default 1)")
-    p.add_argument("--max-loss", type=float, default=0.0, metavar="PCT",
-                   help="exit 1 when the loss exceeds PCT percent (default 0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="the report as JSON")
+    options.add(p, "--wait", default=1.0, help="keep listening S seconds after the last send")
+    options.add(p, "--max-loss", default=options.MAX_LOSS_PCT,
+                help="exit 1 when the loss exceeds PCT percent")
+    options.add(p, "--quiet", help="no progress bar: only the report")
+    options.add(p, "--json", help="the report as JSON")
     p.set_defaults(func=run)
     return p
 
 
+class ConfigError(ValueError):
+    """The config the route was to come from is not valid."""
+
+
 def route_from_config(path, index=0):
-    """(from, to) endpoints of route `index` of a config file; ValueError."""
+    """(from, to, discovery group) of route `index` of a config file; ConfigError for an
+    invalid config, ValueError for a route it does not have."""
     raw, cfg, errors = fw.check_file(path)
     if errors:
-        raise ValueError("%s: %s" % (path, errors[0]))
+        raise ConfigError("%s: %s" % (path, errors[0].splitlines()[0]))
     routes = cfg["routes"]
     if not 0 <= index < len(routes):
         raise ValueError("%s has %d route(s); --route %d does not exist" % (path, len(routes), index))
     r = routes[index]
-    return stream.parse_endpoint(r["from"]), stream.parse_endpoint(r["to"])
+    group = cfg["discovery"]["group"] if cfg["discovery"]["enabled"] else None
+    return stream.parse_endpoint(r["from"]), stream.parse_endpoint(r["to"]), group
+
+
+class BoardCounters:
+    """The counters of the board(s) forwarding src -> dst, read from discovery replies (a
+    multicast query to `group`, or a unicast one to `host`): taken before and after a probe,
+    they say where its losses happened (tools/lossplit.py)."""
+
+    def __init__(self, src, dst, group=disc.DEFAULT_GROUP, iface=None, host=None):
+        self.route = (stream.fmt_endpoint(src), stream.fmt_endpoint(dst))
+        self.group, self.iface, self.host = group, iface, host
+        self.where = "%s:%d" % (host, disc.DEFAULT_PORT) if host else group
+
+    def read(self):
+        """{board id: the route's counters} of every board that answered and forwards it."""
+        if self.host:
+            from tools.status import status
+
+            replies = [r for r in [status(self.host, tries=2, iface=self.iface)] if r]
+        else:
+            replies = disc.discover(self.group, timeout=0.5, iface=self.iface, repeat=1)
+        out = {}
+        for reply in replies:
+            for route in reply.get("routes") or []:
+                if (route.get("from"), route.get("to")) == self.route:
+                    out[reply["id"]] = lossplit.counters(route)
+        return out
+
+    def split(self, before, after, sent, received):
+        """The loss split of a probe from the readings before and after it."""
+        if not after:
+            return lossplit.split(sent, received, why_unknown=(
+                "no board forwarding %s -> %s answered the discovery query on %s (discovery "
+                "off, or another discovery group: --config names it)" % (*self.route, self.where)))
+        if set(after) != set(before):
+            return lossplit.split(sent, received, why_unknown=(
+                "the boards answering for %s -> %s changed during the probe" % self.route))
+        return lossplit.split(sent, received, lossplit.add(
+            lossplit.delta(after[b], before[b]) for b in after))
 
 
 class Probe:
     """One measurement: Sender on `src`, a receiver thread on `dst`."""
 
-    def __init__(self, src, dst, size=200, rate=200.0, ttl=stream.DEFAULT_TTL, iface=None):
+    def __init__(self, src, dst, size=200, rate=200.0, ttl=stream.DEFAULT_TTL, iface=None,
+                 board=None):
         self.src, self.dst = src, dst
+        self.board = board  # a BoardCounters, or None: no loss split
+        self.board_before = self.board_after = None
         self.rx = stream.open_rx(dst[0], dst[1], iface)
         self.rx.settimeout(0.1)
         self.sender = Sender([src], size, rate, ttl, iface)
@@ -105,7 +152,10 @@ class Probe:
         if not count and not duration:
             duration = 5.0
         self._thread.start()
-        time.sleep(settle)
+        settled = time.monotonic() + settle
+        if self.board is not None:  # while the switch learns the join
+            self.board_before = self.board.read()
+        time.sleep(max(0.0, settled - time.monotonic()))
         total = count if count else None
 
         def tick(snd):
@@ -134,6 +184,8 @@ class Probe:
             self._thread.join(1)
             self.rx.close()
             self.sender.close()
+            if self.board is not None:
+                self.board_after = self.board.read()
         return self.report()
 
     def report(self):
@@ -162,7 +214,14 @@ class Probe:
             "other_streams": self.other_streams,
             "duration_s": snd["duration_s"],
             "interrupted": self.interrupted,
+            "loss_split": self._split(s["unique"]),
         }
+
+    def _split(self, unique):
+        sent = self.sender.sent
+        if self.board is None:
+            return lossplit.split(sent, unique, why_unknown="the board's counters were not read")
+        return self.board.split(self.board_before or {}, self.board_after or {}, sent, unique)
 
 
 def format_report(r):
@@ -175,9 +234,16 @@ def format_report(r):
             ", %d send errors" % r["send_errors"] if r["send_errors"] else ""),
         "  received  %d unique of %d sent: lost %d (%.2f%%), duplicates %d, reordered %d" % (
             r["unique"], r["sent"], r["lost"], r["loss_pct"], r["duplicates"], r["reordered"]),
-        "  %s" % stream.format_latency(r["latency_ms"]),
-        "  throughput %s/s, %s Mbit/s; forwarded by %s" % (r["rate_pps"], r["mbit_s"], via),
     ]
+    where = lossplit.describe(r["loss_split"])
+    if where:
+        lines.append("  " + where)
+    lines.append("  %s" % stream.format_latency(r["latency_ms"]))
+    if r["unique"]:
+        lines.append("  throughput %s; forwarded by %s" % (
+            stream.format_throughput(r["rate_pps"], r["mbit_s"]), via))
+    else:
+        lines.append("  nothing came back: no throughput to show, forwarded by nobody")
     if r["foreign"] or r["other_streams"]:
         lines.append("  also on %s: %d other datagrams, %d from other probes/senders" % (
             r["to"], r["foreign"], r["other_streams"]))
@@ -205,31 +271,36 @@ class ProgressBar:
 
 def run(args):
     stream.stop_on_sigterm()
-    src, dst = args.src, args.dst
-    if src is None or dst is None:
-        try:
-            c_src, c_dst = route_from_config(args.config, args.route)
-        except ValueError as e:
-            print("probe: give --from and --to, or a valid config: %s" % e, file=sys.stderr)
-            return 2
+    src, dst, group = args.src, args.dst, disc.DEFAULT_GROUP
+    try:
+        c_src, c_dst, group = route_from_config(args.config, args.route)
         src, dst = src or c_src, dst or c_dst
+    except ConfigError as e:
+        if src is None or dst is None:
+            print("probe: give --from and --to, or a valid config: %s" % e, file=sys.stderr)
+            return exitcode.FAILED
+    except ValueError as e:
+        if src is None or dst is None:
+            print("probe: %s" % e, file=sys.stderr)
+            return exitcode.USAGE
     if src == dst:
         print("probe: --from and --to are the same group: that is no relay", file=sys.stderr)
-        return 2
+        return exitcode.USAGE
+    board = BoardCounters(src, dst, group, args.iface) if group else None
     try:
-        pr = Probe(src, dst, args.size, args.rate, args.ttl, args.iface)
+        pr = Probe(src, dst, args.size, args.rate, args.ttl, args.iface, board)
     except (OSError, ValueError) as e:
         print("probe: %s" % e, file=sys.stderr)
-        return 2
+        return exitcode.USAGE
     long_run = (args.duration or 0) >= 3 or (args.count and args.rate and args.count / args.rate >= 3) \
         or (not args.count and not args.duration)
-    bar = ProgressBar() if (long_run and not args.no_progress and stream.is_tty(sys.stderr)) else None
+    bar = ProgressBar() if (long_run and not args.quiet and term.is_tty(sys.stderr)) else None
     try:
         rep = pr.run(args.count, args.duration, args.wait, bar)
     except OSError as e:
         print("probe: sending to %s failed: %s (is there a route for multicast? give --iface IP)"
               % (stream.fmt_endpoint(src), e), file=sys.stderr)
-        return 2
+        return exitcode.USAGE
     finally:
         if bar:
             bar.done()
@@ -240,5 +311,6 @@ def run(args):
     else:
         print(format_report(rep))
         if not rep["ok"]:
-            print("probe: FAIL: loss %.2f%% exceeds --max-loss %g%%" % (rep["loss_pct"], args.max_loss))
-    return 0 if rep["ok"] else 1
+            print(term.verdicts("probe: FAIL: loss %.2f%% exceeds --max-loss %g%%"
+                                % (rep["loss_pct"], args.max_loss)))
+    return exitcode.PASSED if rep["ok"] else exitcode.FAILED

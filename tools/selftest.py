@@ -20,8 +20,8 @@ import argparse
 import json
 import time
 
-from tools import boardlink, fw, stream
-from tools.probe import Probe
+from tools import boardlink, exitcode, fw, lossplit, options, stream, term
+from tools.probe import BoardCounters, Probe
 
 NAME = "selftest"
 STATS_MARK = "MCR-STATS "
@@ -31,28 +31,26 @@ STATS_CODE = "import json\nprint('MCR-STATS ' + json.dumps(relay.stats()))\n"
 def add_parser(sub):
     p = sub.add_parser(NAME, help="hardware-in-the-loop check of a board: PASS/FAIL per item",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--port", "-p", metavar="PORT",
-                   help="the board's serial port (default: the one board found on USB)")
-    p.add_argument("--iface", "-i", type=stream.ipv4_arg, metavar="IP",
-                   help="this PC's address on the board's LAN (where the probe sends and joins)")
-    p.add_argument("--route", type=int, default=0, help="which route to probe (default 0)")
-    p.add_argument("--count", type=int, default=500, help="probe datagrams (default 500)")
-    p.add_argument("--rate", type=float, default=100.0,
-                   help="probe datagrams per second (default 100)")
-    p.add_argument("--size", type=stream.size_arg, default=200,
-                   help="probe datagram size (default 200)")
-    p.add_argument("--ttl", type=int, default=stream.DEFAULT_TTL, help="probe multicast TTL (default %d)" % stream.DEFAULT_TTL)
-    p.add_argument("--max-loss", type=float, default=1.0, metavar="PCT",
-                   help="forwarding passes with at most PCT percent loss (default 1)")
+    options.add(p, "--port", action="append",
+                help="the board's serial port (default: the one board found on USB)")
+    options.add(p, "--iface", help="this PC's address on the board's LAN (where the probe "
+                                   "sends and joins)")
+    options.add(p, "--route", default=0, help="which route to probe")
+    options.add(p, "--count", default=500, help="probe datagrams")
+    options.add(p, "--rate", default=100.0, help="probe datagrams per second")
+    options.add(p, "--size", default=200, help="probe datagram size")
+    options.add(p, "--ttl", default=stream.DEFAULT_TTL, help="probe multicast TTL")
+    options.add(p, "--max-loss", default=options.MAX_LOSS_PCT,
+                help="forwarding passes with at most PCT percent loss")
     p.add_argument("--no-cable", action="store_true", help="skip the cable pull")
-    p.add_argument("--cable-timeout", type=float, default=60.0, metavar="S",
+    p.add_argument("--cable-timeout", type=options.SECONDS, default=60.0, metavar="S",
                    help="seconds to wait for each step of the cable pull (default 60)")
-    p.add_argument("--recover-timeout", type=float, default=20.0, metavar="S",
+    p.add_argument("--recover-timeout", type=options.SECONDS, default=20.0, metavar="S",
                    help="forwarding must be back within S seconds of the link (default 20)")
-    p.add_argument("--boot-timeout", type=float, default=40.0, metavar="S",
-                   help="seconds to wait for the status line (default 40)")
-    p.add_argument("--verbose", "-v", action="store_true", help="show the board's output")
-    p.add_argument("--json", action="store_true", help="the results as JSON at the end")
+    options.add(p, "--boot-timeout", default=40.0,
+                help="seconds to wait for the status line after the reboot")
+    options.add(p, "--verbose", help="show the board's serial output")
+    options.add(p, "--json", help="the results as JSON at the end")
     p.set_defaults(func=run)
     return p
 
@@ -64,36 +62,34 @@ class Results:
 
     def add(self, name, status, detail):
         self.items.append({"item": name, "status": status, "detail": detail})
-        self.out("selftest: %-4s %-10s %s" % (status, name, detail))
+        self.out(term.verdicts("selftest: %-4s %-10s %s" % (status, name, detail)))
 
     def failed(self):
         return [i for i in self.items if i["status"] == "FAIL"]
 
 
 def run(args):
-    def out(text):
-        print(text, flush=True)
-
+    out = term.say  # the board's lines come from a reader thread (--verbose)
     res = Results(out)
     try:
-        port = boardlink.resolve_ports([args.port] if args.port else None)[0]
+        port = boardlink.one_port(args.port)
     except boardlink.LinkError as e:
-        out("selftest: %s" % e)
-        return 2
+        boardlink.print_problem("selftest", e)
+        return exitcode.USAGE
     echo = (lambda line: out("  | " + line)) if args.verbose else None
     out("selftest: board on %s; rebooting it to read its status line" % port)
     try:
         code = _run(args, port, res, out, echo)
     except boardlink.LinkError as e:
         res.add("serial", "FAIL", str(e))
-        code = 1
+        code = exitcode.FAILED
     n_fail = len(res.failed())
     n_pass = sum(1 for i in res.items if i["status"] == "PASS")
     out("selftest: %d passed, %d failed, %d skipped/info" % (
         n_pass, n_fail, len(res.items) - n_pass - n_fail))
     if args.json:
         out(json.dumps({"port": port, "items": res.items, "ok": not n_fail}, indent=2))
-    return code if code else (1 if n_fail else 0)
+    return code if code else (exitcode.FAILED if n_fail else exitcode.PASSED)
 
 
 def _boot(port, args, echo):
@@ -103,9 +99,18 @@ def _boot(port, args, echo):
     return ser, boot
 
 
-def _probe(src, dst, args, count=None, rate=None, wait=1.5):
-    pr = Probe(src, dst, args.size, rate or args.rate, args.ttl, args.iface)
+def _probe(src, dst, args, count=None, rate=None, wait=1.5, board_ip=None):
+    """A probe through the board; with board_ip, its loss split from the board's counters
+    (discovery replies by unicast, before and after)."""
+    board = BoardCounters(src, dst, iface=args.iface, host=board_ip) if board_ip else None
+    pr = Probe(src, dst, args.size, rate or args.rate, args.ttl, args.iface, board)
     return pr.run(count or args.count, 0, wait)
+
+
+def _where(rep):
+    """"; where the N lost went: ..." for a probe that lost some."""
+    where = lossplit.describe(rep["loss_split"])
+    return "; " + where if where else ""
 
 
 def _run(args, port, res, out, echo):
@@ -113,10 +118,9 @@ def _run(args, port, res, out, echo):
     ser, boot = _boot(port, args, echo)
     try:
         if not boot.ok:
-            why = boot.fatal or ("a traceback in the boot log" if boot.traceback else
-                                 "no status line in %g s" % args.boot_timeout)
+            why = boot.diagnosis(args.boot_timeout)
             res.add("boot", "FAIL", why + "; last lines: " + " / ".join(boot.lines[-4:]))
-            return 1
+            return exitcode.FAILED
         res.add("boot", "PASS", boot.status_line)
         s = boot.status
         if s["link"] == "up":
@@ -135,12 +139,13 @@ def _run(args, port, res, out, echo):
         if route is None:
             res.add("forward", "FAIL", "no route %d in the board's log nor in config.json"
                     % args.route)
-            return 1
+            return exitcode.FAILED
         name, src, dst = route
         board_ip = s["ip"]
         # -- forwarding ----------------------------------------------------------------------
         watcher = boardlink.Watcher(ser, echo)
-        rep = _probe(stream.parse_endpoint(src), stream.parse_endpoint(dst), args)
+        rep = _probe(stream.parse_endpoint(src), stream.parse_endpoint(dst), args,
+                     board_ip=board_ip)
         watcher.stop()
     finally:
         ser.close()
@@ -148,6 +153,7 @@ def _run(args, port, res, out, echo):
     detail = "%s %s -> %s: %d/%d back, loss %.2f%%, dup %d, reordered %d, %s, %s/s; via %s" % (
         name, src, dst, rep["unique"], rep["sent"], rep["loss_pct"], rep["duplicates"],
         rep["reordered"], stream.format_latency(rep["latency_ms"]), rep["rate_pps"], via)
+    detail += _where(rep)
     fwd_ok = rep["unique"] > 0 and rep["loss_pct"] <= args.max_loss
     if fwd_ok and board_ip not in rep["via"]:
         detail += " (not from the board's own address %s!)" % board_ip
@@ -189,18 +195,18 @@ def _run(args, port, res, out, echo):
         if not boot.ok:
             res.add("restart", "FAIL", "the relay did not come back after the stats read: %s"
                     % (boot.fatal or "no status line"))
-            return 1
+            return exitcode.FAILED
         if args.no_cable:
             res.add("cable", "SKIP", "--no-cable")
-            return 0
+            return exitcode.PASSED
         watcher = boardlink.Watcher(ser, echo)
         try:
-            _cable(args, watcher, res, out, name, src, dst)
+            _cable(args, watcher, res, out, src, dst, boot.status["ip"])
         finally:
             watcher.stop()
     finally:
         ser.close()
-    return 0
+    return exitcode.PASSED
 
 
 def _pick_route(boot, args):
@@ -214,7 +220,7 @@ def _pick_route(boot, args):
         return None
 
 
-def _cable(args, watcher, res, out, name, src, dst):
+def _cable(args, watcher, res, out, src, dst, board_ip):
     start = watcher.mark()
     out("selftest: cable: PULL the board's Ethernet cable now (waiting up to %g s)"
         % args.cable_timeout)
@@ -242,9 +248,9 @@ def _cable(args, watcher, res, out, name, src, dst):
                                  "switch may have forgotten the board's groups)"
                 % args.recover_timeout)
         return
-    rep = _probe(s_ep, d_ep, args, count=max(50, args.count // 5))
+    rep = _probe(s_ep, d_ep, args, count=max(50, args.count // 5), board_ip=board_ip)
     ok = rep["loss_pct"] <= args.max_loss
     res.add("cable", "PASS" if ok else "FAIL",
             "link down noticed, back up; forwarding again within %.1f s of the link; then "
-            "%d/%d forwarded (loss %.2f%%)" % (back, rep["unique"], rep["sent"],
-                                               rep["loss_pct"]))
+            "%d/%d forwarded (loss %.2f%%)%s" % (back, rep["unique"], rep["sent"],
+                                                 rep["loss_pct"], _where(rep)))

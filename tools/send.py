@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from tools import stream
+from tools import exitcode, options, stream
 
 NAME = "send"
 
@@ -22,36 +22,28 @@ def add_parser(sub):
     add_traffic_args(p)
     p.add_argument("--loop", action="store_true",
                    help="multicast loopback on: this host's own sockets get the datagrams too")
-    p.add_argument("--interval", type=float, default=1.0, metavar="S",
-                   help="progress line every S seconds (0: none; default 1)")
-    p.add_argument("--quiet", action="store_true", help="only the final summary")
-    p.add_argument("--json", action="store_true",
-                   help="JSON lines: progress {\"event\": \"progress\"} and {\"event\": \"summary\"}")
+    options.add(p, "--interval", default=1.0, help="a progress line every S seconds")
+    options.add(p, "--quiet", help="only the final summary")
+    options.add(p, "--json", help="JSON lines: {\"event\": \"progress\"} and {\"event\": "
+                                  "\"summary\"}")
     p.set_defaults(func=run)
     return p
 
 
 def add_traffic_args(p, group_required=True, rate=100.0, size=64,
                      until="stop after S seconds (default: no limit)"):
+    """The options of a numbered stream, shared by send and probe."""
     if group_required is not None:
-        p.add_argument("--group", "-g", action="append", type=stream.endpoint_arg,
-                       required=group_required, metavar="G:P",
-                       help="multicast GROUP:PORT (repeat for several)")
-    p.add_argument("--size", "-s", type=stream.size_arg, default=size,
-                   help="datagram size in bytes, header included (%d-%d; default %d)"
-                   % (stream.HEADER_SIZE, stream.MAX_SIZE, size))
-    p.add_argument("--rate", "-r", type=float, default=rate,
-                   help="datagrams per second per group (0: as fast as possible; default %g)"
-                   % rate)
-    p.add_argument("--count", "-c", type=int, default=0,
-                   help="stop after this many per group (default: no limit)")
-    p.add_argument("--duration", "-d", type=float, default=0.0, metavar="S",
-                   help=until)
-    p.add_argument("--ttl", type=int, default=stream.DEFAULT_TTL,
-                   help="multicast TTL (default %d; 1 keeps it on this LAN)" % stream.DEFAULT_TTL)
-    p.add_argument("--iface", "-i", type=stream.ipv4_arg, metavar="IP",
-                   help="this host's address on the LAN to use (IP_MULTICAST_IF / membership); "
-                        "default: the kernel's multicast route")
+        options.add(p, "--group", action="append", required=group_required,
+                    help="multicast GROUP:PORT (repeat for several)")
+    options.add(p, "--size", default=size, help="datagram size")
+    options.add(p, "--rate", default=rate, help="datagrams per second per group")
+    options.add(p, "--count", help="stop after N per group (default: no limit)")
+    options.add(p, "--duration", help=until)
+    options.add(p, "--ttl", default=stream.DEFAULT_TTL,
+                help="multicast TTL: raise it only to cross routers")
+    options.add(p, "--iface", help="this host's address on the LAN to use (IP_MULTICAST_IF / "
+                                   "membership); default: the kernel's multicast route")
 
 
 class Sender:
@@ -153,7 +145,7 @@ def run(args):
     except OSError as e:
         print("send: cannot open the socket%s: %s" % (
             " on --iface %s" % args.iface if args.iface else "", e), file=sys.stderr)
-        return 2
+        return exitcode.USAGE
     names = ", ".join(stream.fmt_endpoint(g) for g in args.group)
 
     def tick(snd):
@@ -171,23 +163,24 @@ def run(args):
         print("send: %d-byte datagrams to %s at %s/s, ttl %d%s (Ctrl-C stops)" % (
             s.size, names, "%g" % args.rate if args.rate else "max", args.ttl,
             ", via %s" % args.iface if args.iface else ""), flush=True)
-    code = 0
+    code = exitcode.PASSED
     try:
-        s.run(args.count, args.duration, tick, args.interval)
+        s.run(args.count or 0, args.duration or 0.0, tick, args.interval)
     except KeyboardInterrupt:
         pass
     except OSError as e:
         print("send: %s: %s (is there a route for multicast? give --iface IP)" % (names, e),
               file=sys.stderr)
-        code = 2
+        code = exitcode.USAGE
     finally:
         s.close()
     summ = s.summary()
     if args.json:
         print(json.dumps(summ), flush=True)
     else:
-        print("send: sent %d datagrams per group to %s in %.1f s (%s/s, %s Mbit/s)%s" % (
-            summ["sent"], names, summ["duration_s"], summ["rate_pps"], summ["mbit_s"],
+        print("send: sent %d datagrams per group to %s in %.1f s (%s)%s" % (
+            summ["sent"], names, summ["duration_s"],
+            stream.format_throughput(summ["rate_pps"], summ["mbit_s"]),
             ", %d send errors (last: %s)" % (s.errors, s.last_error) if s.errors else ""),
             flush=True)
     return code

@@ -11,6 +11,7 @@ import socket
 import sys
 
 from tools import discover as disc
+from tools import exitcode, options
 
 
 def status(host, port=disc.DEFAULT_PORT, timeout=1.0, tries=3, iface=None):
@@ -56,34 +57,31 @@ def add_parser(sub):
     p = sub.add_parser("status", help="ask one relay for its counters (unicast query)",
                        description=__doc__.splitlines()[0])
     p.add_argument("host", help="the board's address")
-    p.add_argument("--port", type=int, default=disc.DEFAULT_PORT,
-                   help="its discovery port (default %(default)s)")
-    p.add_argument("--timeout", type=float, default=1.0,
-                   help="seconds to wait per try (default %(default)s)")
-    p.add_argument("--tries", type=int, default=3, help="queries before giving up (default 3)")
-    p.add_argument("--iface", metavar="IP", help="this host's address to send from")
-    p.add_argument("--json", action="store_true", help="print the reply as JSON")
+    p.add_argument("--udp-port", type=UDP_PORT, default=disc.DEFAULT_PORT, metavar="N",
+                   help="its discovery port: the port of its discovery.group (%s; default %d)"
+                   % (UDP_PORT.allowed, disc.DEFAULT_PORT))
+    options.add(p, "--timeout", default=1.0, help="seconds to wait for a reply, per try")
+    p.add_argument("--tries", type=TRIES, default=3, metavar="N",
+                   help="queries before giving up (%s; default 3)" % TRIES.allowed)
+    options.add(p, "--iface", help="this host's address to send from")
+    options.add(p, "--json", help="print the reply as JSON")
     p.set_defaults(func=run)
     return p
 
 
+UDP_PORT = options.Range(int, 1, 65535)
+TRIES = options.Range(int, 1, 100)
+
+
 def run(args):
     try:
-        r = status(args.host, args.port, args.timeout, args.tries, args.iface)
+        r = status(args.host, args.udp_port, args.timeout, args.tries, args.iface)
     except OSError as e:
         print("status: %s: %s" % (args.host, e), file=sys.stderr)
-        return 2
+        return exitcode.USAGE
     if r is None:
         print("status: no reply from %s:%d after %d tries (discovery off, wrong port, or not a relay?)"
-              % (args.host, args.port, args.tries), file=sys.stderr)
-        return 1
+              % (args.host, args.udp_port, args.tries), file=sys.stderr)
+        return exitcode.FAILED
     print(json.dumps(r, indent=2, sort_keys=True) if args.json else format_status(r))
-    return 0
-
-
-def main(argv=None):
-    return disc.main(argv, add_parser)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return exitcode.PASSED

@@ -9,7 +9,6 @@ all big-endian. Anything else on the group is counted as "foreign".
 """
 
 import math
-import os
 import random
 import socket
 import struct
@@ -21,7 +20,7 @@ MAGIC = b"MCR1"
 HEADER = struct.Struct("!4sIQQ")
 HEADER_SIZE = HEADER.size  # 24
 MAX_SIZE = 65507  # largest UDP payload over IPv4
-DEFAULT_TTL = 8  # a few routed hops at most; the relay's own LAN needs 1
+DEFAULT_TTL = 1  # the relay's own LAN; --ttl raises it for routed hops (never by default)
 RCVBUF = 4 << 20
 
 
@@ -37,28 +36,6 @@ def parse_endpoint(text):
         raise ValueError("%r: %s is not a multicast group (224.0.0.0-239.255.255.255)"
                          % (text, group))
     return group, port
-
-
-def endpoint_arg(text):
-    """argparse type for GROUP:PORT."""
-    import argparse
-
-    try:
-        return parse_endpoint(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def ipv4_arg(text):
-    import argparse
-
-    try:
-        socket.inet_aton(text)
-    except OSError:
-        raise argparse.ArgumentTypeError("%r is not an IPv4 address" % text) from None
-    if text.count(".") != 3:
-        raise argparse.ArgumentTypeError("%r is not a dotted IPv4 address" % text)
-    return text
 
 
 def fmt_endpoint(ep):
@@ -189,6 +166,13 @@ class Analyzer:
         }
 
 
+def format_throughput(rate_pps, mbit_s):
+    """"200.1/s, 0.320 Mbit/s", or "n/a" when too little arrived to time it."""
+    if rate_pps is None:
+        return "n/a (too few datagrams to time)"
+    return "%.1f/s, %.3f Mbit/s" % (rate_pps, mbit_s)
+
+
 def format_latency(lat):
     if lat.get("p50") is None:
         return "latency n/a"
@@ -283,21 +267,3 @@ def padded_size(size):
     if size > MAX_SIZE:
         raise ValueError("--size must be at most %d" % MAX_SIZE)
     return size
-
-
-def size_arg(text):
-    """argparse type for --size: a datagram size the payload header fits in."""
-    import argparse
-
-    try:
-        return padded_size(int(text))
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(
-            str(e) if str(e).startswith("--size") else "%r is not a whole number" % text) from None
-
-
-def is_tty(stream):
-    try:
-        return stream.isatty() and os.environ.get("TERM") != "dumb"
-    except (AttributeError, ValueError):
-        return False

@@ -14,6 +14,7 @@ from tools.emu.link import EmulatorError, EmuProcess
 from tools.emu.serialport import SerialPort
 from tools.emu.tap import Tap
 from tools.lines import Lines
+from tools.twin.lan import BOARD_IP
 
 FLASH_SIZE = 2 * 1024 * 1024  # both EVB-Pico boards: 2 MB of QSPI flash
 
@@ -26,7 +27,7 @@ class EmulatedBoard:
     ``on_frame(vns, frame)``: called (on the emulator's reader thread) with every Ethernet
     frame the chip sends and the virtual time it left, e.g. to count forwarded datagrams."""
 
-    def __init__(self, firmware, workdir=None, lan=None, name="board", ip="198.18.0.10",
+    def __init__(self, firmware, workdir=None, lan=None, name="board", ip=BOARD_IP,
                  uid="e661410403000001",
                  timing="realtime", console=True, echo=None, chip=None, flash_from=None,
                  verbose=False, on_frame=None):

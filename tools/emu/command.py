@@ -9,27 +9,24 @@ port on a private LAN (network namespaces, a snooping switch, two PCs), and the 
 probe it from those PCs are printed. The board's console is shown here; Ctrl-C ends.
 """
 
-import os
+import argparse
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from tools import fw
+from tools import exitcode, fw, options, term
+from tools.twin.lan import BOARD_IP, LISTENER_IP, SENDER_IP
 
 NAME = "emu"
-BOARD_IP = "198.18.0.10"
-PC1_IP = "198.18.0.20"
-PC2_IP = "198.18.0.30"
 
 
 def add_parser(sub):
     p = sub.add_parser(NAME, help="run the official MicroPython image on an emulated board "
                                   "(RP2040 + W5100S/W5500), optionally on a private LAN",
                        description=__doc__)
-    p.add_argument("--firmware", metavar="UF2",
-                   help="the W5100S_EVB_PICO or W5500_EVB_PICO .uf2 of MicroPython 1.28/1.29 "
-                        "(default: $MCAST_RELAY_FIRMWARE)")
+    options.add(p, "--firmware", help="the W5100S_EVB_PICO or W5500_EVB_PICO .uf2 of "
+                                      "MicroPython 1.28/1.29 (default: $MCAST_RELAY_FIRMWARE)")
     p.add_argument("--state", metavar="DIR",
                    help="where the board's flash and serial port live (default: "
                         "build/emu/<board>/): the flash is kept between runs")
@@ -41,27 +38,30 @@ def add_parser(sub):
                    help="deploy the project to the board first (the project's own deploy over "
                         "the emulated USB serial; with --lan the address moves to %s/15)"
                         % BOARD_IP)
-    p.add_argument("--config", default=str(fw.CONFIG),
-                   help="the config --deploy puts on the board (default: the repo's)")
-    p.add_argument("--uid", default="e661410403000001", metavar="HEX",
-                   help="the board's 8-byte unique id (flash unique ID), 16 hex digits")
-    p.add_argument("--quiet-console", action="store_true",
+    options.add(p, "--config", default=str(fw.CONFIG), help="the config --deploy puts on the "
+                                                            "board")
+    p.add_argument("--uid", type=_uid, default="e661410403000001", metavar="HEX",
+                   help="the board's 8-byte unique id (flash unique ID): 16 hex digits "
+                        "(default %(default)s)")
+    p.add_argument("--no-console", action="store_true",
                    help="do not act as a terminal: the USB serial's DTR then follows whether a "
                         "program has the port open, and what the board prints before is lost, "
                         "as on a real board")
-    p.add_argument("--verbose", action="store_true", help="the emulator's own warnings too")
+    options.add(p, "--verbose", help="the emulator's own warnings too")
     p.set_defaults(func=run)
     return p
 
 
 def _uid(text):
+    """argparse type: 16 hex digits."""
     try:
         if len(text) == 16:
             bytes.fromhex(text)
             return text.lower()
     except ValueError:
         pass
-    raise ValueError("--uid %s: 16 hex digits (8 bytes), e.g. e661410403000001" % text)
+    raise argparse.ArgumentTypeError("%r is not a unique id (allowed: 16 hex digits, e.g. "
+                                     "e661410403000001)" % text)
 
 
 def run(args):
@@ -70,10 +70,10 @@ def run(args):
 
     try:
         image = resolve(args.firmware)
-        uid = _uid(args.uid)
-    except (FirmwareError, ValueError) as e:
+    except FirmwareError as e:
         print("emu: %s" % e, file=sys.stderr)
-        return 2
+        return exitcode.USAGE
+    uid = args.uid
     state = Path(args.state) if args.state else fw.BUILD / "emu" / image.board
     state.mkdir(parents=True, exist_ok=True)
     if args.fresh and (state / "flash.bin").exists():
@@ -86,20 +86,20 @@ def run(args):
             ok, why = namespaces_available()
             if not ok:
                 print("emu: --lan needs Linux network namespaces: %s" % why, file=sys.stderr)
-                return 2
+                return exitcode.USAGE
             cleanup_stale()
             try:
                 with Lan() as lan:
                     return _session(args, image, uid, state, lan)
             except LanError as e:
                 print("emu: the private LAN failed: %s" % e, file=sys.stderr)
-                return 2
+                return exitcode.USAGE
         return _session(args, image, uid, state, None)
     except EmulatorError as e:
         print("emu: %s" % e, file=sys.stderr)
-        return 2
+        return exitcode.USAGE
     except KeyboardInterrupt:
-        return 0
+        return exitcode.PASSED
     finally:
         signal.signal(signal.SIGTERM, old)
 
@@ -113,11 +113,11 @@ def _session(args, image, uid, state, lan):
 
     pcs = []
     if lan is not None:
-        pcs = [lan.add_host("pc1", PC1_IP), lan.add_host("pc2", PC2_IP)]
-    console = not args.quiet_console
+        pcs = [lan.add_host("pc1", SENDER_IP), lan.add_host("pc2", LISTENER_IP)]
+    console = not args.no_console
     board = EmulatedBoard(image, workdir=state, lan=lan, ip=BOARD_IP, uid=uid,
                           console=console, verbose=args.verbose,
-                          echo=(lambda line: print(line, flush=True)) if console else None)
+                          echo=term.say if console else None)
     print("emu: %s" % image.describe(), flush=True)
     print("emu: emulated RP2040 (rp2040js) + %s; flash %s%s" % (
         image.chip.upper(), board.flash_path, "" if board.flash_path.exists()
@@ -131,19 +131,19 @@ def _session(args, image, uid, state, lan):
             _print_lan(lan, pcs)
         if args.deploy:
             if not _deploy(args, board, lan):
-                return 1
+                return exitcode.FAILED
         print("emu: running; Ctrl-C ends", flush=True)
         done = threading.Event()
         while not done.wait(0.5):
             if not board.proc.alive():
                 print("emu: the emulator stopped (log: %s)" % (board.dir / "emu.log"),
                       file=sys.stderr)
-                return 1
+                return exitcode.FAILED
     except KeyboardInterrupt:
-        return 0
+        return exitcode.PASSED
     finally:
         board.stop()
-    return 0
+    return exitcode.PASSED
 
 
 def _deploy(args, board, lan):
@@ -175,18 +175,15 @@ def _deploy(args, board, lan):
 
 
 def _print_lan(lan, pcs):
-    py = os.path.relpath(sys.executable, fw.ROOT) if sys.executable.startswith(str(fw.ROOT)) \
-        else sys.executable
+    from tools import paste
+
     pc1, pc2 = pcs
     print("emu: private LAN: board %s on switch port %s; PCs %s (%s), %s (%s); a querier "
           "keeps the switch snooping" % (BOARD_IP, lan.hosts["board"].port, pc1.ip, pc1.ns,
                                          pc2.ip, pc2.ns), flush=True)
-    print("emu: from the repository, in another terminal (root):", flush=True)
-    for what, host, argv in (
+    for line in paste.lines("emu", (
             ("probe the default route", pc1, "probe --iface %s" % pc1.ip),
             ("list the relays", pc1, "discover --iface %s" % pc1.ip),
             ("ask the board", pc1, "status %s" % BOARD_IP),
-            ("watch the output group", pc2, "listen -g 224.0.10.2:50000 --iface %s" % pc2.ip)):
-        print("  # %s\n  ip netns exec %s %s -m tools %s" % (what, host.ns, py, argv), flush=True)
-
-
+            ("watch the output group", pc2, "listen -g 224.0.10.2:50000 --iface %s" % pc2.ip))):
+        print(line, flush=True)

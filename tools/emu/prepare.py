@@ -35,7 +35,7 @@ def _key(firmware, config_bytes, extra):
 def deploy(port, config_path, timeout=180, args=()):
     """The project's deploy against a serial port; returns (exit code, output)."""
     r = subprocess.run([sys.executable, "-m", "tools", "deploy", "--port", str(port),
-                        "--config", str(config_path), "--timeout", "120", *args],
+                        "--config", str(config_path), "--boot-timeout", "120", *args],
                        cwd=fw.ROOT, capture_output=True, text=True, timeout=timeout)
     return r.returncode, r.stdout + r.stderr
 

@@ -105,9 +105,17 @@ __all__ = [
     "igmp_checksum",
     "ALLOWED_NET",
     "DEFAULT_PREFIX",
+    "BOARD_IP",
+    "SENDER_IP",
+    "LISTENER_IP",
 ]
 
 ALLOWED_NET = ipaddress.ip_network("198.18.0.0/15")
+# Where the board and the two PCs stand on the LAN that sim, emu --lan, the benchmark and the
+# tests build: the board, the PC that sends (pc1) and the PC that listens (pc2).
+BOARD_IP = "198.18.0.10"
+SENDER_IP = "198.18.0.20"
+LISTENER_IP = "198.18.0.30"
 DEFAULT_PREFIX = "mcr"
 IFNAME = "eth0"
 BRIDGE = "br0"

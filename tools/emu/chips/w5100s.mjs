@@ -11,7 +11,7 @@
 //   0x0000-0x00FF common registers, 0x0400+n*0x100 socket n registers (n = 0..3),
 //   0x4000-0x5FFF TX memory (8 KB), 0x6000-0x7FFF RX memory (8 KB), split per socket in socket
 //   order by TMSR/RMSR (2 bits per socket: 1/2/4/8 KB) or Sn_TXBUF_SIZE/Sn_RXBUF_SIZE (KB).
-import { WiznetChip, FILTER } from './wiznet.mjs';
+import { WiznetChip, FILTER, PHASE, SREG } from './wiznet.mjs';
 
 /** Common register addresses (lib w5100s.h; W5100S datasheet 4.1). */
 export const W5100S_REG = Object.freeze({
@@ -44,90 +44,49 @@ const BMSR_ABILITIES = 0x7809; // 100TX FD/HD, 10T FD/HD, auto-negotiation able,
 const BMSR_LINK = 0x0004;
 const BMSR_ANEG_DONE = 0x0020;
 
-// SPI phases
-const PH_OPCODE = 0;
-const PH_ADDR_HI = 1;
-const PH_ADDR_LO = 2;
-const PH_DATA = 3;
-const PH_IGNORE = 4;
-
 function kbToCode(kb) {
   switch (kb) { case 2: return 1; case 4: return 2; case 8: return 3; default: return 0; }
 }
 
+/** The W5100S's data for the shared model (see WiznetChip). */
+const SPEC = Object.freeze({
+  name: 'W5100S', nSockets: 4, txTotal: 8192, rxTotal: 8192, bufSizesKB: [0, 1, 2, 4, 8],
+  versionRegister: R.VERR, version: 0x51, hasPppoeSocket: true,
+  // MR 0x03 (assumed), RTR 0x07D0, RCR 0x08, PTIMER 0x28, PMRUR 0xFFFF, SLRTR 0x07D0
+  commonReset: [[R.MR, 0x03], [R.RTR, 0x07, 0xd0], [R.RCR, 0x08], [R.PTIMER, 0x28],
+    [R.PMRUR, 0xff, 0xff], [R.SLRTR, 0x07, 0xd0]],
+  // MF in Sn_MR bit 6; MBBLK (6), MMBLK (5), IPV6BLK (4) in Sn_MR2
+  filterBits: [[SREG.MR, 0x40, FILTER.MFEN], [W5100S_SREG.MR2, 0x40, FILTER.BCAST_BLOCK],
+    [W5100S_SREG.MR2, 0x20, FILTER.MCAST_BLOCK], [W5100S_SREG.MR2, 0x10, FILTER.IPV6_BLOCK]],
+});
+
 export class W5100S extends WiznetChip {
   constructor(opts = {}) {
-    super({
-      name: 'W5100S', sockets: 4, txTotal: 8192, rxTotal: 8192,
-      versionRegister: R.VERR, version: 0x51, link: opts.link ?? true,
-    });
-    this.hasPppoeSocket = true;
+    super(SPEC, opts);
   }
 
-  validBufKB(kb) {
-    return kb === 0 || kb === 1 || kb === 2 || kb === 4 || kb === 8;
-  }
-
-  resetFraming() {
-    this.phase = PH_OPCODE;
-    this.op = 0;
-    this.addr = 0;
-  }
-
-  /** Reset values (W5100S datasheet 4.1/4.2; the values the driver depends on are noted in README). */
-  resetRegisters() {
-    const c = this.common;
-    c[R.MR] = 0x03;
-    c[R.RTR] = 0x07; c[R.RTR + 1] = 0xd0;
-    c[R.RCR] = 0x08;
-    c[R.PTIMER] = 0x28;
-    c[R.PMRUR] = 0xff; c[R.PMRUR + 1] = 0xff;
-    c[R.SLRTR] = 0x07; c[R.SLRTR + 1] = 0xd0;
+  /** The reset of what is not a register byte: the tick counter and the PHY's registers. */
+  resetOwnState() {
     this.tcnt = 0;
     this.mii = new Uint16Array(32);
     this.mii[0] = BMCR_DEFAULT;
     this.phyDor = 0;
-    for (let n = 0; n < this.nSockets; n++) {
-      const b = n << 8;
-      this.sreg.fill(0xff, b + 0x06, b + 0x0c); // Sn_DHAR
-      this.sreg[b + 0x16] = 0x80; // Sn_TTL
-      this.sreg[b + 0x2c] = 0xff; // Sn_IMR
-      this.sreg[b + 0x2d] = 0x40; // Sn_FRAGR 0x4000
-      this.txKB[n] = 2; // RMSR/TMSR 0x55: 2 KB each
-      this.rxKB[n] = 2;
-    }
   }
 
   // ---- SPI ----------------------------------------------------------------------------------
 
-  exchange(mosi) {
-    if (!this.selected) return 0x00;
-    switch (this.phase) {
-      case PH_OPCODE:
-        this.op = mosi;
-        this.phase = mosi === OP_WRITE || mosi === OP_READ ? PH_ADDR_HI : PH_IGNORE;
-        return 0x00;
-      case PH_ADDR_HI:
-        this.addr = mosi << 8;
-        this.phase = PH_ADDR_LO;
-        return 0x00;
-      case PH_ADDR_LO:
-        this.addr |= mosi;
-        this.phase = PH_DATA;
-        return 0x00;
-      case PH_DATA: {
-        const a = this.addr;
-        this.addr = (a + 1) & 0xffff;
-        if (this.op === OP_READ) return this.read(a);
-        this.write(a, mosi);
-        return 0x00;
-      }
-      default:
-        return 0x00;
+  /** Header byte i: the opcode (any other: the rest of the frame is ignored), address hi, lo. */
+  header(i, b) {
+    switch (i) {
+      case 0:
+        this.writing = b === OP_WRITE;
+        return b === OP_WRITE || b === OP_READ ? 1 : PHASE.IGNORE;
+      case 1: this.addr = b << 8; return 2;
+      default: this.addr |= b; return PHASE.DATA;
     }
   }
 
-  read(a) {
+  readAt(a) {
     if (a >= W5100S_TX_BASE) {
       if (a < W5100S_RX_BASE) return this.txMem[a - W5100S_TX_BASE];
       if (a < 0x8000) return this.rxMem[a - W5100S_RX_BASE];
@@ -138,7 +97,7 @@ export class W5100S extends WiznetChip {
     return 0;
   }
 
-  write(a, v) {
+  writeAt(a, v) {
     if (a >= W5100S_TX_BASE) {
       if (a < W5100S_RX_BASE) this.txMem[a - W5100S_TX_BASE] = v;
       else if (a < 0x8000) this.rxMem[a - W5100S_RX_BASE] = v;
@@ -223,19 +182,7 @@ export class W5100S extends WiznetChip {
     }
   }
 
-  // ---- socket specifics -----------------------------------------------------------------------
-
-  /** MACRAW filter bits: Sn_MR MF (bit 6); Sn_MR2 MBBLK (6), MMBLK (5), IPV6BLK (4). */
-  filterFlags(n) {
-    const mr = this.sreg[n << 8];
-    const mr2 = this.sreg[(n << 8) + W5100S_SREG.MR2];
-    let f = 0;
-    if (mr & 0x40) f |= FILTER.MFEN;
-    if (mr2 & 0x40) f |= FILTER.BCAST_BLOCK;
-    if (mr2 & 0x20) f |= FILTER.MCAST_BLOCK;
-    if (mr2 & 0x10) f |= FILTER.IPV6_BLOCK;
-    return f;
-  }
+  // ---- interrupts ---------------------------------------------------------------------------
 
   /** INTn low when MR2.IEN and any unmasked IR/IR2/SLIR bit (IR socket bits from Sn_IR & Sn_IMR). */
   intAsserted() {
@@ -243,12 +190,4 @@ export class W5100S extends WiznetChip {
     if (!(c[R.MR2] & MR2_IEN)) return false;
     return ((this.readIR() & c[R.IMR]) | (c[R.IR2] & c[R.IMR2]) | (c[R.SLIR] & c[R.SLIMR])) !== 0;
   }
-
-  // ---- test helpers ---------------------------------------------------------------------------
-
-  /** The byte an SPI read at addr would return (block ignored on this chip). */
-  reg(addr) { return this.read(addr & 0xffff); }
-
-  /** An SPI write of one byte at addr, with its side effects (commands, W1C, resets). */
-  setReg(addr, value) { this.write(addr & 0xffff, value & 0xff); }
 }

@@ -11,7 +11,7 @@
 //   TX/RX buffer offsets are taken modulo the socket's buffer size (the driver addresses the
 //   buffer with the raw 16-bit Sn_TX_WR / Sn_RX_RD and lets the chip wrap; w5500.c wiz_send_data).
 // MISO: the register/buffer byte during read data bytes; 0x00 during address/control and writes.
-import { WiznetChip, FILTER } from './wiznet.mjs';
+import { WiznetChip, FILTER, PHASE, SREG } from './wiznet.mjs';
 
 /** Common register offsets (lib w5500.h; W5500 datasheet 4.1). */
 export const W5500_REG = Object.freeze({
@@ -36,12 +36,6 @@ const RWB_WRITE = 0x04;
 const PHYCFGR_DEFAULT = 0xb8; // RST=1, OPMD=0, OPMDC=111 (all capable, auto-negotiation)
 const PHYCFGR_UP = 0x07; // DPX full, SPD 100, LNK up
 
-// SPI phases
-const PH_ADDR_HI = 0;
-const PH_ADDR_LO = 1;
-const PH_CONTROL = 2;
-const PH_DATA = 3;
-
 // decoded block kinds
 const K_COMMON = 0;
 const K_SREG = 1;
@@ -49,88 +43,51 @@ const K_TX = 2;
 const K_RX = 3;
 const K_RESERVED = 4;
 
+/** What a BSB value selects: K_COMMON, or K_SREG/K_TX/K_RX of socket bsb >> 2, or K_RESERVED. */
+function blockKind(bsb) {
+  if (bsb === 0) return K_COMMON;
+  const t = bsb & 3;
+  return t === 0 ? K_RESERVED : t; // 1 sreg, 2 tx, 3 rx
+}
+
+/** The W5500's data for the shared model (see WiznetChip). */
+const SPEC = Object.freeze({
+  name: 'W5500', nSockets: 8, txTotal: 16384, rxTotal: 16384, bufSizesKB: [0, 1, 2, 4, 8, 16],
+  versionRegister: R.VERSIONR, version: 0x04, hasPppoeSocket: false,
+  // RTR 0x07D0, RCR 0x08, PTIMER 0x28, PMRU 0xFFFF, PHYCFGR (datasheet 4.1)
+  commonReset: [[R.RTR, 0x07, 0xd0], [R.RCR, 0x08], [R.PTIMER, 0x28], [R.PMRU, 0xff, 0xff],
+    [R.PHYCFGR, PHYCFGR_DEFAULT]],
+  // all in Sn_MR: MFEN (7), BCASTB (6), MMB (5), MIP6B (4)
+  filterBits: [[SREG.MR, 0x80, FILTER.MFEN], [SREG.MR, 0x40, FILTER.BCAST_BLOCK],
+    [SREG.MR, 0x20, FILTER.MCAST_BLOCK], [SREG.MR, 0x10, FILTER.IPV6_BLOCK]],
+});
+
 export class W5500 extends WiznetChip {
   constructor(opts = {}) {
-    super({
-      name: 'W5500', sockets: 8, txTotal: 16384, rxTotal: 16384,
-      versionRegister: R.VERSIONR, version: 0x04, link: opts.link ?? true,
-    });
-  }
-
-  validBufKB(kb) {
-    return kb === 0 || kb === 1 || kb === 2 || kb === 4 || kb === 8 || kb === 16;
-  }
-
-  resetFraming() {
-    this.phase = PH_ADDR_HI;
-    this.addr = 0;
-    this.kind = K_RESERVED;
-    this.sock = 0;
-    this.writing = false;
-    this.fixedLen = 0; // 0 = VDM
-    this.count = 0;
-  }
-
-  /** Reset values (W5500 datasheet 4.1 common, 4.2 socket registers). */
-  resetRegisters() {
-    const c = this.common;
-    c[R.RTR] = 0x07; c[R.RTR + 1] = 0xd0;
-    c[R.RCR] = 0x08;
-    c[R.PTIMER] = 0x28;
-    c[R.PMRU] = 0xff; c[R.PMRU + 1] = 0xff;
-    c[R.PHYCFGR] = PHYCFGR_DEFAULT;
-    for (let n = 0; n < this.nSockets; n++) {
-      const b = n << 8;
-      this.sreg.fill(0xff, b + 0x06, b + 0x0c); // Sn_DHAR
-      this.sreg[b + 0x16] = 0x80; // Sn_TTL
-      this.sreg[b + 0x2c] = 0xff; // Sn_IMR
-      this.sreg[b + 0x2d] = 0x40; // Sn_FRAG 0x4000
-      this.txKB[n] = 2; // Sn_TXBUF_SIZE / Sn_RXBUF_SIZE 2 KB each
-      this.rxKB[n] = 2;
-    }
+    super(SPEC, opts);
   }
 
   // ---- SPI ----------------------------------------------------------------------------------
 
-  exchange(mosi) {
-    if (!this.selected) return 0x00;
-    switch (this.phase) {
-      case PH_ADDR_HI:
-        this.addr = mosi << 8;
-        this.phase = PH_ADDR_LO;
-        return 0x00;
-      case PH_ADDR_LO:
-        this.addr |= mosi;
-        this.phase = PH_CONTROL;
-        return 0x00;
-      case PH_CONTROL: {
-        const bsb = mosi >> 3;
-        if (bsb === 0) { this.kind = K_COMMON; } else {
-          const t = bsb & 3;
-          this.kind = t === 0 ? K_RESERVED : t; // 1 sreg, 2 tx, 3 rx
-          this.sock = bsb >> 2;
-        }
-        this.writing = (mosi & RWB_WRITE) !== 0;
-        const om = mosi & 3;
+  /** Header byte i: offset hi, offset lo, control (BSB, RWB, OM: 00 VDM, 01/10/11 FDM 1/2/4). */
+  header(i, b) {
+    switch (i) {
+      case 0: this.addr = b << 8; return 1;
+      case 1: this.addr |= b; return 2;
+      default: {
+        this.block = b >> 3;
+        this.writing = (b & RWB_WRITE) !== 0;
+        const om = b & 3;
         this.fixedLen = om === 0 ? 0 : om === 3 ? 4 : om;
         this.count = 0;
-        this.phase = PH_DATA;
-        return 0x00;
-      }
-      default: {
-        const a = this.addr;
-        this.addr = (a + 1) & 0xffff;
-        let out = 0x00;
-        if (this.writing) this.write(this.kind, this.sock, a, mosi);
-        else out = this.read(this.kind, this.sock, a);
-        if (this.fixedLen && ++this.count === this.fixedLen) this.phase = PH_ADDR_HI;
-        return out;
+        return PHASE.DATA;
       }
     }
   }
 
-  read(kind, n, a) {
-    switch (kind) {
+  readAt(a, bsb) {
+    const n = bsb >> 2;
+    switch (blockKind(bsb)) {
       case K_TX: {
         const size = this.txSize[n];
         return size ? this.txMem[this.txBase[n] + (a & (size - 1))] : 0;
@@ -145,8 +102,9 @@ export class W5500 extends WiznetChip {
     }
   }
 
-  write(kind, n, a, v) {
-    switch (kind) {
+  writeAt(a, v, bsb) {
+    const n = bsb >> 2;
+    switch (blockKind(bsb)) {
       case K_TX: {
         const size = this.txSize[n];
         if (size) this.txMem[this.txBase[n] + (a & (size - 1))] = v;
@@ -187,42 +145,11 @@ export class W5500 extends WiznetChip {
     }
   }
 
-  // ---- socket specifics -----------------------------------------------------------------------
-
-  /** MACRAW filter bits in Sn_MR: MFEN (7), BCASTB (6), MMB (5), MIP6B (4). */
-  filterFlags(n) {
-    const mr = this.sreg[n << 8];
-    let f = 0;
-    if (mr & 0x80) f |= FILTER.MFEN;
-    if (mr & 0x40) f |= FILTER.BCAST_BLOCK;
-    if (mr & 0x20) f |= FILTER.MCAST_BLOCK;
-    if (mr & 0x10) f |= FILTER.IPV6_BLOCK;
-    return f;
-  }
+  // ---- interrupts ---------------------------------------------------------------------------
 
   /** INTn low when (IR & IMR) or (SIR & SIMR); SIR bit n = Sn_IR & Sn_IMR != 0. */
   intAsserted() {
     const c = this.common;
     return ((c[R.IR] & c[R.IMR] & 0xf0) | (this.socketIntBits() & c[R.SIMR])) !== 0;
   }
-
-  // ---- test helpers ---------------------------------------------------------------------------
-
-  /** The byte an SPI read at (offset, block) would return; block is the BSB value (default 0). */
-  reg(addr, block = 0) {
-    const [kind, n] = decodeBlock(block);
-    return this.read(kind, n, addr & 0xffff);
-  }
-
-  /** An SPI write of one byte at (offset, block), with its side effects. */
-  setReg(addr, value, block = 0) {
-    const [kind, n] = decodeBlock(block);
-    this.write(kind, n, addr & 0xffff, value & 0xff);
-  }
-}
-
-function decodeBlock(bsb) {
-  if (bsb === 0) return [K_COMMON, 0];
-  const t = bsb & 3;
-  return [t === 0 ? K_RESERVED : t, bsb >> 2];
 }

@@ -1,8 +1,10 @@
-// Shared part of the WIZnet W5100S / W5500 register-level models: per-socket state, buffer
-// allocation, the socket command engine (OPEN/CLOSE/SEND/RECV), the MACRAW receive ring with
-// its 2-byte length headers, the MACRAW MAC filter, interrupt (INTn) level and the resets.
-// The chip-specific parts (SPI framing, common register map, where the filter and buffer-size
-// bits live, how INTn is gated) are in w5100s.mjs and w5500.mjs.
+// Shared part of the WIZnet W5100S / W5500 register-level models: the SPI frame (a 3-byte
+// header, then data bytes at an auto-incrementing address), per-socket state and their reset
+// values, buffer allocation, the socket command engine (OPEN/CLOSE/SEND/RECV), the MACRAW
+// receive ring with its 2-byte length headers, the MACRAW MAC filter, interrupt (INTn) level,
+// the resets and the test helpers. The chip-specific parts (what the header says, the address
+// map, the common register map, how INTn is gated) are in w5100s.mjs and w5500.mjs, and so is
+// each chip's data (where its filter bits live, its common reset values, its buffer sizes).
 //
 // Written from the W5100S/W5500 datasheets and from what the MicroPython v1.28.0 driver
 // (extmod/network_wiznet5k.c + lib/wiznet5k @0803fc5, Ethernet/socket.c) actually does.
@@ -33,6 +35,9 @@ export const SREG = Object.freeze({
   MSSR: 0x12, TOS: 0x15, TTL: 0x16, RXBUF_SIZE: 0x1e, TXBUF_SIZE: 0x1f,
   TX_FSR: 0x20, TX_RD: 0x22, TX_WR: 0x24, RX_RSR: 0x26, RX_RD: 0x28, RX_WR: 0x2a, IMR: 0x2c, FRAG: 0x2d,
 });
+
+/** SPI framing phases shared by both chips: header bytes 0..2, then data (or the frame ignored). */
+export const PHASE = Object.freeze({ DATA: 3, IGNORE: 4 });
 
 const ETH_MIN = 14; // a frame must at least carry the Ethernet header
 const ETH_MAX = 1514; // MACRAW MTU (W5500 datasheet 4.2 Sn_MSSR table: MACRAW 1514)
@@ -65,19 +70,22 @@ function newStats() {
 }
 
 /**
- * Base class. Subclasses provide: exchange(), select-time framing state (resetFraming()),
- * readCommon/writeCommon, resetRegisters(), filterFlags(n), intAsserted(), validBufKB(kb).
+ * Base class. A chip is constructed with its data (the spec, see below) and provides:
+ * header(i, byte) (the SPI header bytes: sets addr, writing, block, fixedLen and returns the
+ * next phase), readAt(addr, block)/writeAt(addr, v, block) (its address map), readCommon/
+ * writeCommon, intAsserted() and, if it has state beyond its registers, resetOwnState().
+ *
+ * spec: name, nSockets, txTotal/rxTotal (buffer memory in bytes), bufSizesKB (the valid
+ * Sn_TXBUF_SIZE/Sn_RXBUF_SIZE values), versionRegister/version, hasPppoeSocket, commonReset
+ * ([address, byte...] rows: the common registers that do not reset to 0) and filterBits
+ * ([socket register offset, bit, FILTER flag] rows: where the chip keeps the MACRAW filter).
  */
 export class WiznetChip {
-  constructor({ name, sockets, txTotal, rxTotal, versionRegister, version, link = true }) {
-    this.name = name;
-    this.versionRegister = versionRegister;
-    this.version = version;
-    this.nSockets = sockets;
-    this.txTotal = txTotal;
-    this.rxTotal = rxTotal;
-    this.txMem = new Uint8Array(txTotal);
-    this.rxMem = new Uint8Array(rxTotal);
+  constructor(spec, { link = true } = {}) {
+    Object.assign(this, spec);
+    const sockets = this.nSockets;
+    this.txMem = new Uint8Array(this.txTotal);
+    this.rxMem = new Uint8Array(this.rxTotal);
     this.common = new Uint8Array(0x100); // common register block (writes to unlisted addresses kept)
     this.sreg = new Uint8Array(sockets * 0x100); // socket n register block at n << 8
     this.sockIr = new Uint8Array(sockets);
@@ -138,6 +146,35 @@ export class WiznetChip {
     this.link = !!up;
   }
 
+  // ---- SPI ----------------------------------------------------------------------------------
+
+  /** A new frame (CS fell, or a fixed-length frame ended): its header comes first. */
+  resetFraming() {
+    this.phase = 0;
+    this.addr = 0;
+    this.block = 0; // the W5500's BSB (the W5100S has none)
+    this.writing = false;
+    this.fixedLen = 0; // data bytes of a fixed-length frame (0: data until CS goes high)
+    this.count = 0;
+  }
+
+  /** One SPI byte while selected: MOSI in, MISO out (0x00 but for read data bytes). */
+  exchange(mosi) {
+    if (!this.selected) return 0x00;
+    const phase = this.phase;
+    if (phase !== PHASE.DATA) {
+      if (phase !== PHASE.IGNORE) this.phase = this.header(phase, mosi);
+      return 0x00;
+    }
+    const a = this.addr;
+    this.addr = (a + 1) & 0xffff;
+    let out = 0x00;
+    if (this.writing) this.writeAt(a, mosi, this.block);
+    else out = this.readAt(a, this.block);
+    if (this.fixedLen && ++this.count === this.fixedLen) this.phase = 0;
+    return out;
+  }
+
   // ---- reset ------------------------------------------------------------------------------
 
   /** Hardware (RST pin) and software (MR.RST) reset: every register to its reset value. */
@@ -149,8 +186,24 @@ export class WiznetChip {
     this.txRd.fill(0);
     this.rxWr.fill(0);
     this.rxRdLatched.fill(0);
-    this.resetRegisters();
+    for (const [a, ...bytes] of this.commonReset) this.common.set(bytes, a);
+    for (let n = 0; n < this.nSockets; n++) {
+      const b = n << 8;
+      this.sreg.fill(0xff, b + SREG.DHAR, b + SREG.DHAR + 6);
+      this.sreg[b + SREG.TTL] = 0x80;
+      this.sreg[b + SREG.IMR] = 0xff;
+      this.sreg[b + SREG.FRAG] = 0x40; // 0x4000
+      this.txKB[n] = 2; // 2 KB each (W5100S RMSR/TMSR 0x55)
+      this.rxKB[n] = 2;
+    }
+    this.resetOwnState();
     this.allocateBuffers();
+  }
+
+  resetOwnState() {}
+
+  validBufKB(kb) {
+    return this.bufSizesKB.includes(kb);
   }
 
   /** Lay the socket buffers out in socket order; a socket that no longer fits gets none. */
@@ -372,4 +425,21 @@ export class WiznetChip {
     }
     this.common[0] = v;
   }
+
+  // ---- socket specifics ---------------------------------------------------------------------
+
+  /** Socket n's MACRAW filter as FILTER flags, from the chip's own bits (spec.filterBits). */
+  filterFlags(n) {
+    let f = 0;
+    for (const [off, bit, flag] of this.filterBits) if (this.sreg[(n << 8) + off] & bit) f |= flag;
+    return f;
+  }
+
+  // ---- test helpers -------------------------------------------------------------------------
+
+  /** The byte an SPI read at addr would return; block is the W5500's BSB (default 0). */
+  reg(addr, block = 0) { return this.readAt(addr & 0xffff, block); }
+
+  /** An SPI write of one byte at addr (in block), with its side effects (commands, W1C, resets). */
+  setReg(addr, value, block = 0) { this.writeAt(addr & 0xffff, value & 0xff, block); }
 }

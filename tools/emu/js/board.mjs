@@ -111,7 +111,11 @@ export class Board {
     };
     this.wiring = new ChipWiring(mcu, this.chip, this.faults);
     this.usb = new USBSerial(mcu.usbCtrl, { clock, dtr: this.dtr, onData: (b) => this.onSerial(b) });
-    mcu.qspi[1].setInputValue(!this.bootsel); // BOOTSEL pulls QSPI_SS low while pressed
+    // QSPI_SS's pad out of reset (RP2040 datasheet 2.19.6.4: 0x5a, input enabled, pull-up;
+    // rp2040js starts every pad with its input off), and BOOTSEL, which pulls QSPI_SS low
+    // while pressed: rp2.bootsel_button() reads it.
+    mcu.qspi[1].padValue = 0x5a;
+    mcu.qspi[1].setInputValue(!this.bootsel);
     mcu.core.PC = FLASH_XIP; // boot2 at the start of flash, as the bootrom would run it
     this.mcu = mcu;
     this.clock = clock;

@@ -1,6 +1,7 @@
 # Stand-in for the rp2 port's `machine` module (MicroPython code, runs under
 # the unix port). Follows ports/rp2: GPIO 0-29, SPI pin sets, WDT <= 8388 ms,
 # reset causes, 8-byte unique id. Wrong calls fail the way the board fails.
+import twinchip
 import twinctl
 
 PWRON_RESET = 1
@@ -42,6 +43,12 @@ class Pin:
         self._value = 0 if value is None else (1 if value else 0)
         if mode == Pin.IN and pull == Pin.PULL_UP:
             self._value = twinctl.pin_level(self._id, 1)
+        self._drive()
+
+    def _drive(self):
+        # What the chip on this wire sees (its CS).
+        if self._mode == Pin.OUT:
+            twinchip.driven[self._id] = self._value
 
     def __repr__(self):
         return "Pin(GPIO%d)" % self._id
@@ -55,15 +62,16 @@ class Pin:
                 return twinctl.pin_level(self._id, self._value)
             return self._value
         self._value = 1 if v else 0
+        self._drive()
 
     def __call__(self, v=None):
         return self.value(v)
 
     def on(self):
-        self._value = 1
+        self.value(1)
 
     def off(self):
-        self._value = 0
+        self.value(0)
 
     high = on
     low = off
@@ -122,17 +130,22 @@ class SPI:
     def deinit(self):
         pass
 
+    def _xfer(self, data):
+        return twinchip.transfer(self._id, self.sck, self.mosi, self.miso, data)
+
     def write(self, buf):
-        return None
+        self._xfer(bytes(buf))
 
     def read(self, n, write=0):
-        return bytes(n)
+        return self._xfer(bytes([write]) * n)
 
     def readinto(self, buf, write=0):
-        return None
+        buf[:] = self._xfer(bytes([write]) * len(buf))
 
     def write_readinto(self, wbuf, rbuf):
-        return None
+        if len(wbuf) != len(rbuf):
+            raise ValueError("buffers must be the same length")
+        rbuf[:] = self._xfer(bytes(wbuf))
 
 
 _WDT_MAX = 8388

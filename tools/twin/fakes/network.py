@@ -5,6 +5,7 @@
 # board at the address its config.json names.
 import time
 
+import twinchip
 import twinctl
 from machine import SPI, Pin
 
@@ -41,8 +42,6 @@ class WIZNET5K:
                 intn = args[3] if isinstance(args[3], Pin) else Pin(args[3])
         else:
             raise TypeError("function takes 3 to 4 positional arguments but %d were given" % n)
-        if twinctl.failing("nic_construct_fail"):
-            raise OSError(5)  # EIO: the chip does not answer on SPI
         self._spi = spi
         self._cs = cs
         self._rst = rst
@@ -59,9 +58,10 @@ class WIZNET5K:
         if not args:
             return self._active
         if args[0]:
-            if twinctl.failing("nic_active_fail"):
-                raise OSError(5)
             if not self._active:
+                s = self._spi
+                if not twinchip.reachable(s._id, s.sck, s.mosi, s.miso, self._cs._id):
+                    twinchip.spin_forever()
                 # The driver pulses RST and re-initialises the chip here.
                 time.sleep_ms(int(twinctl.control().get("reset_ms", 50)))
                 self._reset_at = time.time()

@@ -8,8 +8,11 @@
 #   TWIN_DHCP     the address/prefix a DHCP server on the LAN would lease
 # Control-file keys (Board.control(**faults); times are unix times):
 #   link: bool                the PHY link, overriding the interface's carrier
-#   nic_construct_fail: T     WIZNET5K() raises OSError(5) until T (true: always)
-#   nic_active_fail: T        active(True) raises OSError(5) until T
+#   chip_absent, chip_in_reset, miso_high, chip_stuck: T, chip_type
+#                             the chip on the SPI wires (fakes/twinchip.py): where it
+#                             would not answer, active(True) spins forever, as the
+#                             real driver does (it never raises for a missing chip)
+#   bootsel: bool             the BOOTSEL button is held (fakes/rp2.py)
 #   chip_hang: T              the chip wedges at T: the next send never returns
 #   chip_reset: T             the chip resets itself at T: the driver takes the
 #                             netif down on the next send (see fakes/network.py)

@@ -4,8 +4,11 @@
 import { W5100S } from '../w5100s.mjs';
 import { W5500 } from '../w5500.mjs';
 
-/** W5100S SPI: [0xF0|0x0F, addr hi, addr lo, data...] under one CS (w5100s.c burst path). */
-export class W5100SBus {
+/**
+ * One SPI frame per access, all under one CS, as the driver's burst functions send them: the
+ * chip's 3-byte header (header(addr, write, bsb) of each bus below), then the data.
+ */
+class SpiBus {
   constructor(chip) { this.chip = chip; this.frames = 0; }
 
   frame(bytes) {
@@ -18,55 +21,34 @@ export class W5100SBus {
     return out;
   }
 
-  readBuf(addr, len) {
+  readBuf(addr, len, bsb = 0) {
     const f = new Uint8Array(3 + len);
-    f[0] = 0x0f; f[1] = addr >> 8; f[2] = addr & 0xff;
+    f.set(this.header(addr, false, bsb));
     return this.frame(f).subarray(3);
   }
 
-  writeBuf(addr, data) {
+  writeBuf(addr, data, bsb = 0) {
     const f = new Uint8Array(3 + data.length);
-    f[0] = 0xf0; f[1] = addr >> 8; f[2] = addr & 0xff;
+    f.set(this.header(addr, true, bsb));
     f.set(data, 3);
     this.frame(f);
   }
 
-  read(addr) { return this.readBuf(addr, 1)[0]; }
-  write(addr, v) { this.writeBuf(addr, [v]); }
+  read(addr, bsb = 0) { return this.readBuf(addr, 1, bsb)[0]; }
+  write(addr, v, bsb = 0) { this.writeBuf(addr, [v], bsb); }
+}
+
+/** W5100S SPI: [0xF0|0x0F, addr hi, addr lo, data...] under one CS (w5100s.c burst path). */
+export class W5100SBus extends SpiBus {
+  header(addr, write) { return [write ? 0xf0 : 0x0f, addr >> 8, addr & 0xff]; }
 }
 
 /**
- * W5500 SPI: [offset hi, offset lo, BSB<<3 | RWB<<2 | OM, data...]. om defaults to VDM (0),
+ * W5500 SPI: [offset hi, offset lo, BSB<<3 | RWB<<2 | OM, data...]. OM is always VDM (0),
  * which is what the driver uses; FDM frames are built by the FDM tests themselves.
  */
-export class W5500Bus {
-  constructor(chip) { this.chip = chip; this.frames = 0; }
-
-  frame(bytes) {
-    const c = this.chip;
-    const out = new Uint8Array(bytes.length);
-    c.select(true);
-    for (let i = 0; i < bytes.length; i++) out[i] = c.exchange(bytes[i]);
-    c.select(false);
-    this.frames++;
-    return out;
-  }
-
-  readBuf(off, len, bsb = 0) {
-    const f = new Uint8Array(3 + len);
-    f[0] = off >> 8; f[1] = off & 0xff; f[2] = bsb << 3;
-    return this.frame(f).subarray(3);
-  }
-
-  writeBuf(off, data, bsb = 0) {
-    const f = new Uint8Array(3 + data.length);
-    f[0] = off >> 8; f[1] = off & 0xff; f[2] = (bsb << 3) | 0x04;
-    f.set(data, 3);
-    this.frame(f);
-  }
-
-  read(off, bsb = 0) { return this.readBuf(off, 1, bsb)[0]; }
-  write(off, v, bsb = 0) { this.writeBuf(off, [v], bsb); }
+export class W5500Bus extends SpiBus {
+  header(off, write, bsb) { return [off >> 8, off & 0xff, (bsb << 3) | (write ? 0x04 : 0)]; }
 }
 
 /** Read a 16-bit size/pointer register until two reads agree (datasheet rule, as the driver does). */
@@ -78,31 +60,43 @@ function stable16(read) {
   }
 }
 
-const FRAME_OPTS = {};
-
-/** Chip-neutral access used by the behavioural tests. */
-export class W5100SAdapter {
-  constructor(opts = FRAME_OPTS) {
-    this.chip = new W5100S(opts);
-    this.bus = new W5100SBus(this.chip);
-    this.name = 'W5100S';
+/**
+ * Chip-neutral access used by the behavioural tests: common registers at block 0, socket
+ * registers where sockAt(n, off) -> [address, block] of each adapter puts them.
+ */
+class Adapter {
+  constructor(chip, bus, { name, VERSION, VERSION_VALUE }) {
+    this.chip = chip;
+    this.bus = bus;
+    this.name = name;
     this.SHAR = 0x09;
     this.MR = 0x00;
     this.IR = 0x15;
-    this.VERSION = 0x80;
-    this.VERSION_VALUE = 0x51;
+    this.VERSION = VERSION;
+    this.VERSION_VALUE = VERSION_VALUE;
   }
 
-  sockAddr(n, off) { return 0x0400 + (n << 8) + off; }
   readCommon(off) { return this.bus.read(off); }
   writeCommon(off, v) { this.bus.write(off, v); }
   readCommonBuf(off, len) { return this.bus.readBuf(off, len); }
   writeCommonBuf(off, data) { this.bus.writeBuf(off, data); }
-  readSock(n, off) { return this.bus.read(this.sockAddr(n, off)); }
-  writeSockBuf(n, off, data) { this.bus.writeBuf(this.sockAddr(n, off), data); }
-  writeSock(n, off, v) { this.bus.write(this.sockAddr(n, off), v); }
+  readSock(n, off) { const [a, bsb] = this.sockAt(n, off); return this.bus.read(a, bsb); }
+  writeSock(n, off, v) { const [a, bsb] = this.sockAt(n, off); this.bus.write(a, v, bsb); }
+  writeSockBuf(n, off, data) {
+    const [a, bsb] = this.sockAt(n, off);
+    this.bus.writeBuf(a, data, bsb);
+  }
   readSock16(n, off) { return stable16((i) => this.readSock(n, off + i)); }
   writeSock16(n, off, v) { this.writeSock(n, off, v >> 8); this.writeSock(n, off + 1, v & 0xff); }
+}
+
+export class W5100SAdapter extends Adapter {
+  constructor(opts = {}) {
+    const chip = new W5100S(opts);
+    super(chip, new W5100SBus(chip), { name: 'W5100S', VERSION: 0x80, VERSION_VALUE: 0x51 });
+  }
+
+  sockAt(n, off) { return [0x0400 + (n << 8) + off, 0]; }
 
   /** Socket 0 buffer sizes in KB (socket 0 only; the others get what the chip has left). */
   setSizes(txKB, rxKB) {
@@ -159,27 +153,13 @@ export class W5100SAdapter {
   linkBit() { return this.readCommon(0x3c) & 0x01; }
 }
 
-export class W5500Adapter {
-  constructor(opts = FRAME_OPTS) {
-    this.chip = new W5500(opts);
-    this.bus = new W5500Bus(this.chip);
-    this.name = 'W5500';
-    this.SHAR = 0x09;
-    this.MR = 0x00;
-    this.IR = 0x15;
-    this.VERSION = 0x39;
-    this.VERSION_VALUE = 0x04;
+export class W5500Adapter extends Adapter {
+  constructor(opts = {}) {
+    const chip = new W5500(opts);
+    super(chip, new W5500Bus(chip), { name: 'W5500', VERSION: 0x39, VERSION_VALUE: 0x04 });
   }
 
-  readCommon(off) { return this.bus.read(off, 0); }
-  writeCommon(off, v) { this.bus.write(off, v, 0); }
-  readCommonBuf(off, len) { return this.bus.readBuf(off, len, 0); }
-  writeCommonBuf(off, data) { this.bus.writeBuf(off, data, 0); }
-  readSock(n, off) { return this.bus.read(off, 1 + 4 * n); }
-  writeSockBuf(n, off, data) { this.bus.writeBuf(off, data, 1 + 4 * n); }
-  writeSock(n, off, v) { this.bus.write(off, v, 1 + 4 * n); }
-  readSock16(n, off) { return stable16((i) => this.readSock(n, off + i)); }
-  writeSock16(n, off, v) { this.writeSock(n, off, v >> 8); this.writeSock(n, off + 1, v & 0xff); }
+  sockAt(n, off) { return [off, 1 + 4 * n]; }
 
   setSizes(txKB, rxKB) {
     for (let n = 0; n < 8; n++) {
