@@ -210,6 +210,7 @@ def main(board, log=print):
         if board.nic is None or not board.nic.active():
             bring_up_nic(board, log, attempts=0, wdt=wdt)
         r = relaymod.Relay(cfg, board.nic, log=log, wdt=wdt, responder=_responder(cfg, log))
+        r.reset_cause = _reset_cause()
         retry = Backoff(log)
         while True:
             try:

@@ -127,6 +127,10 @@ class Route:
         self.send_err = 0
         self.recv_err = 0
         self.totals = [0] * len(COUNTERS)
+        # Datagrams/s over the last rate interval (Relay._rates: at the stats
+        # tick, never per datagram), and the (rx, tx, drop) they were taken from.
+        self.rx_pps = self.tx_pps = self.drop_pps = 0
+        self._rated = None
         # Source verdicts, keyed by the address exactly as recvfrom gives it (a
         # tuple on the board, raw sockaddr bytes on the unix port), so the loop
         # looks them up without allocating: `forwardable` holds the sources
@@ -218,6 +222,19 @@ class Route:
             out[name] = self.totals[i] + getattr(self, name)
         return out
 
+    def rates(self, ms):
+        """rx/tx/drop per second since the previous call, ms milliseconds ago
+        (rounded to whole datagrams; none yet at the first call)."""
+        c = self.counters()
+        now = (c["rx"], c["tx"], self.dropped(c))
+        was, self._rated = self._rated, now
+        if was is None or ms <= 0:
+            return
+        half = ms // 2
+        self.rx_pps = ((now[0] - was[0]) * 1000 + half) // ms
+        self.tx_pps = ((now[1] - was[1]) * 1000 + half) // ms
+        self.drop_pps = ((now[2] - was[2]) * 1000 + half) // ms
+
     def dropped(self, c):
         """The drop total of counters() `c`."""
         return (c["big"] + c["empty"] + c["own"] + c["rate"] + c["source"] + c["send_err"]
@@ -239,6 +256,12 @@ class Relay:
         self.max_datagram = rc["max_datagram"]
         self.stats_ms = rc["stats_interval_s"] * 1000
         self.link_ms = rc["link_check_ms"]
+        # The rates' interval: the stats line's, or 1 s without one (discovery
+        # replies carry them too).
+        self.rates_ms = self.stats_ms or 1000
+        self._next_rates = 0
+        self._rates_at = 0  # uptime (ms) of the last rate interval's end
+        self.reset_cause = None  # why the board last started (app.py), for stats()
         self.ttl = rc["ttl"]
         self.ttl_applied = None
         self.tx = None
@@ -360,6 +383,11 @@ class Relay:
         self._plugs = _plug_heap(self.max_datagram + 1)
         now = time.ticks_ms()
         self._next_link = self._next_stats = now  # both due at the first tick
+        self._next_rates = time.ticks_add(now, self.rates_ms)
+        self.uptime_s()
+        self._rates_at = self._up_ms
+        for r in self.routes:
+            r.rates(0)  # the starting point: the first rates come one interval on
         self._deadline = time.ticks_add(now, duration_ms) if duration_ms else None
         try:
             while self._running:
@@ -434,6 +462,12 @@ class Relay:
             self._check_link(now)
         if self._ann_i >= 0:
             self._announce_due(now)
+        if time.ticks_diff(now, self._next_rates) >= 0:
+            self._next_rates = time.ticks_add(now, self.rates_ms)
+            ms = self._up_ms - self._rates_at
+            self._rates_at = self._up_ms
+            for r in self.routes:
+                r.rates(ms)
         if self.stats_ms and time.ticks_diff(now, self._next_stats) >= 0:
             self._next_stats = time.ticks_add(now, self.stats_ms)
             # Collect first: the line's "mem free" is then the heap after a
@@ -577,6 +611,7 @@ class Relay:
             "loop_errors": self.loop_errors,
             "stalls": self.stalls,
             "stalled_ms": self.stalled_ms,
+            "reset_cause": self.reset_cause,
             "routes": [self._route_stats(r) for r in self.routes],
         }
 
@@ -586,6 +621,9 @@ class Relay:
         d["name"] = r.name
         d["from"] = r.src
         d["to"] = r.dst
+        d["rx_pps"] = r.rx_pps
+        d["tx_pps"] = r.tx_pps
+        d["drop_pps"] = r.drop_pps
         return d
 
     def summary_header(self):
@@ -597,8 +635,9 @@ class Relay:
             self.uptime_s(), "up" if self.link_up else "DOWN", self.link_flaps, self.stalls)]
         for r in self.routes:
             c = r.counters()
-            parts.append("%s rx %d tx %d bytes %d drop %d (big %d empty %d own %d rate %d src %d err %d)" % (
+            parts.append("%s rx %d tx %d bytes %d drop %d (big %d empty %d own %d rate %d src %d err %d) rx/s %d tx/s %d drop/s %d" % (
                 r.name, c["rx"], c["tx"], c["bytes"], r.dropped(c), c["big"], c["empty"], c["own"],
-                c["rate"], c["source"], c["send_err"] + c["recv_err"]))
+                c["rate"], c["source"], c["send_err"] + c["recv_err"], r.rx_pps, r.tx_pps,
+                r.drop_pps))
         parts.append("mem free %d" % gc.mem_free())
         return " | ".join(parts)
