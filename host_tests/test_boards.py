@@ -287,7 +287,6 @@ def test_discovery_lists_the_board(kind, lan, pcs):
 def test_rates_in_the_stats_line_and_in_discovery(kind, lan, pcs, tmp_path):
     """The board's own datagrams/s per route: in the stats line (rx/s, tx/s, drop/s over the
     last interval) and in discovery's full reply (rx_pps, tx_pps, drop_pps)."""
-    import subprocess
     import sys
     import threading
 

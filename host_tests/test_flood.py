@@ -14,20 +14,12 @@ import struct
 import pytest
 
 from bench import emu as E
+from host_tests.boards import images
 from tools.emu import firmware, prepare
 from tools.twin.runner import twin_config
 
 FLOOD_PPS = 6000.0  # 2x the flood threshold at 24 MHz (docs/bench.md), 200-byte datagrams
 BOARD_MAC_OFFSET = 6  # in a frame the board sends: its MAC is the source
-
-
-def images():
-    paths = firmware.configured()
-    if not paths:
-        return [pytest.param(None, id="no-image", marks=pytest.mark.skip(
-            reason="the flood tests run the official firmware image on the emulated board: "
-                   "set %s=PATH.uf2 (make test FIRMWARE=PATH)" % firmware.ENV))]
-    return [pytest.param(p, id=p.parent.name or p.name) for p in paths]
 
 
 def rig(image, tmp_path, **relay):
@@ -99,7 +91,7 @@ def relay_stats(r):
     return ast.literal_eval(line[6:])
 
 
-@pytest.mark.parametrize("image", images())
+@pytest.mark.parametrize("image", images("the flood test on the emulated board"))
 def test_a_flood_stalls_the_loop_which_says_so_and_recovers(image, tmp_path):
     r = rig(image, tmp_path)
     try:
@@ -126,7 +118,7 @@ def test_a_flood_stalls_the_loop_which_says_so_and_recovers(image, tmp_path):
         r.stop()
 
 
-@pytest.mark.parametrize("image", images())
+@pytest.mark.parametrize("image", images("the flood test on the emulated board"))
 def test_a_flood_longer_than_the_watchdog_resets_the_board(image, tmp_path):
     """relay.watchdog_ms 2000, a 5 s flood: the loop feeds the watchdog no more, the board
     resets (reset cause: watchdog), boots once the flood lets it, and forwards again."""
@@ -144,7 +136,7 @@ def test_a_flood_longer_than_the_watchdog_resets_the_board(image, tmp_path):
         r.stop()
 
 
-@pytest.mark.parametrize("image", images())
+@pytest.mark.parametrize("image", images("the flood test on the emulated board"))
 def test_a_flood_shorter_than_the_watchdog_is_only_a_stall(image, tmp_path):
     r = rig(image, tmp_path, watchdog_ms=5000)
     try:
