@@ -58,35 +58,24 @@ _CACHE_MAX = const(64)  # source verdicts kept per route (a LAN has a few sender
 _ANNOUNCE_MS = (1000, 3000, 8000, 35000)
 
 
-def _plug_heap(size):
-    """Fill every free block below the first run that a recvfrom(size) buffer
-    fits in with a one-block plug; returns the plugs (a chain of 1-tuples) for
-    the caller to keep, or None.
+# Source addresses made qstrs (_intern), at most _INTERN_MAX for good.
+_interned = {}
+_INTERN_MAX = const(16)
 
-    Why: MicroPython's allocator (py/gc.c gc_alloc) looks for a run of free
-    blocks from the lowest free block on (gc_last_free_atb_index), which only
-    a one-block allocation moves up and every collection sets back to the
-    heap's start. Start-up leaves the low heap full of small holes between
-    long-lived objects; after each collection the few one-block objects of a
-    datagram (its address, the tuple) fill them a few at a time, and until
-    they are full every recvfrom (93 blocks for 1473 bytes) is searched for
-    from the lowest hole up. Plugged, the lowest free block is where free
-    space starts, as in a bare loop. Costs the holes' size (~11 KB on the
-    board); measured in docs/bench.md ("gc_alloc")."""
-    try:
-        import uctypes
 
-        gc.collect()
-        probe = bytearray(size)  # where recvfrom's buffer goes
-        edge = uctypes.addressof(probe)
-        plug = None
-        while True:
-            nxt = (plug,)
-            if id(nxt) > edge:  # every hole below is full
-                return plug
-            plug = nxt
-    except (ImportError, MemoryError):
-        return None
+def _intern(ip):
+    """Make a forwarded source's address string a qstr. Why: lwIP's recvfrom
+    builds the sender's address with mp_obj_new_str, which first searches
+    every qstr pool for the text (py/qstr.c qstr_find_strn): a text that is
+    no qstr is searched to the end of all of them, and the relay's modules
+    make them long (on the board that search cost the relay 83 us a datagram
+    against the bare loop's 33: docs/bench.md). A qstr is found before that
+    and is returned as itself, with nothing allocated. hasattr() makes its
+    name a qstr; qstrs are never freed, hence the cap (a LAN has a few
+    senders; a flood of forged sources must not fill the heap)."""
+    if ip not in _interned and len(_interned) < _INTERN_MAX:
+        _interned[ip] = True
+        hasattr(_intern, ip)
 
 
 def _parse_allow(entries):
@@ -185,6 +174,8 @@ class Route:
             self._dropped[addr] = drop
         else:
             self.forwardable[addr] = True
+            if isinstance(addr, tuple):
+                _intern(addr[0])
         return drop
 
     def allowed(self, addr):
@@ -284,7 +275,6 @@ class Relay:
         self._readdress = False  # the address changed: _pump returns, run() enters it again
         self._deadline = None  # ticks_ms at which run(duration_ms) ends
         self._tick_at = 0  # ticks_ms of the last tick: the elapsed time the next one hands on
-        self._plugs = None  # _plug_heap()'s plugs, kept while the relay runs
         self._resp_heard = None  # the responder's received() when its group was last announced
         self._queries = None  # the transmit socket, when discovery queries come to it
         self._next_link = 0  # ticks_ms deadlines, set when run() starts
@@ -379,8 +369,6 @@ class Relay:
         self._running = True
         if self.stats_ms:
             self.log(self.summary_header())
-        self._plugs = None
-        self._plugs = _plug_heap(self.max_datagram + 1)
         now = time.ticks_ms()
         self._next_link = self._next_stats = now  # both due at the first tick
         self._next_rates = time.ticks_add(now, self.rates_ms)
@@ -402,7 +390,6 @@ class Relay:
             self.log("relay: stopped (Ctrl-C). relay.stats() has the counters; relay.run() resumes.")
         finally:
             self._running = False
-            self._plugs = None
             self.close()
         return self
 
