@@ -53,6 +53,10 @@ def test_boots_to_the_status_line(kind, lan, pcs):
     assert "WIZNET5K SPI0 24.0 MHz INTN GP21" in status, status
     assert "IP %s/15 gw 0.0.0.0 (static) | link up" % BOARD_IP in status, status
     assert "relay: 1 route(s): route0 224.0.10.1:50000 -> 224.0.10.2:50000" in out
+    # deploy ships the forward loop as machine code for the board (lib/forward.py compiled for
+    # armv6m); the twin runs lib/ from source, as bytecode
+    want = "forward loop bytecode" if kind.name == "twin" else "forward loop native"
+    assert status.endswith(want), status
 
 
 def test_forwards_byte_identical_from_the_board_address(kind, lan, pcs, tmp_path):
