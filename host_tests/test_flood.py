@@ -132,6 +132,9 @@ def test_a_flood_longer_than_the_watchdog_resets_the_board(image, tmp_path):
         tag = r.offer(50.0, 25, 200, r.t + 10 * E.MS)
         r.run_to(r.t + 1.5 * E.S, step=100 * E.MS)
         assert E.forwarded(r.taken() + r.drain(), tag, 200)["forwarded"] >= 24
+        # the boot line is printed before any console can be open after such a reset: the
+        # board says why it started in its discovery replies too
+        assert discovery_reply(r)["reset_cause"] == "watchdog"
     finally:
         r.stop()
 
