@@ -477,10 +477,16 @@ def program(name: str, **consts) -> bytes:
     return text.encode()
 
 
+# relay.* keys the relay contender runs with beyond the default config (--max-datagram).
+RELAY_OVERRIDES: dict = {}
+
+
 def flash_for(fw, key: str, spi: int, say, stats: bool = False) -> Path:
     """The contender's flash; stats: the relay with a stats line every STATS_S (for the
     floods), else its default config (a line every 10 s)."""
     relay = {"watchdog_ms": 0}
+    if key == "relay":
+        relay.update(RELAY_OVERRIDES)
     if stats and key == "relay":
         relay["stats_interval_s"] = STATS_S
     cfg = twin_config(base_config(), BOARD_IP, **relay)
@@ -720,6 +726,9 @@ def _parse(argv):
     p.add_argument("--parts", default="rate,flood,repl,profile",
                    help="comma-separated: rate,flood,repl,profile (default all)")
     p.add_argument("--jobs", type=int, default=1, help="boards emulated at once (default 1)")
+    p.add_argument("--max-datagram", type=int, default=None, metavar="N",
+                   help="the relay's relay.max_datagram, 1-8192 (default: the config's, 1472); its "
+                   "recvfrom buffer is N+1 bytes")
     p.add_argument("--out", default=None,
                    help="folder for bench-board.json and bench.md (default docs/, quick: "
                    "build/bench-board-quick/)")
@@ -732,6 +741,11 @@ def main(argv=None) -> int:
     from . import emu_report
 
     args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.max_datagram is not None:
+        if not 1 <= args.max_datagram <= 8192:
+            log("bench-board: --max-datagram %d is out of range (1-8192)" % args.max_datagram)
+            return 2
+        RELAY_OVERRIDES["max_datagram"] = args.max_datagram
     out = Path(args.out) if args.out else (
         ROOT / "build" / "bench-board-quick" if args.quick else ROOT / "docs")
     out.mkdir(parents=True, exist_ok=True)
@@ -769,6 +783,7 @@ def main(argv=None) -> int:
         r = bench_firmware(fw, elf, args, work)
         r["environment"] = res["environment"]
         r["rerun"] = rerun_command(args, fw, elf)
+        r["relay_overrides"] = dict(RELAY_OVERRIDES)
         res["runs"][fw.board] = r
     res["wall_s"] = time.monotonic() - w_all
     res["environment"]["load_end"] = Path("/proc/loadavg").read_text().split()[:3]
@@ -805,8 +820,11 @@ def rerun_command(args, fw, elf) -> str:
         cmd += " ELF=path/to/%s" % elf.name
     if args.spi != str(DEFAULT_SPI):
         cmd += " SPI=%s" % args.spi
-    if args.quick:
-        cmd += " ARGS=--quick"
+    extra = ["--quick"] if args.quick else []
+    if args.max_datagram is not None:
+        extra += ["--max-datagram", str(args.max_datagram)]
+    if extra:
+        cmd += ' ARGS="%s"' % " ".join(extra)
     return cmd
 
 

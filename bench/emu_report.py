@@ -68,7 +68,11 @@ def _rates_table(run: dict, spi) -> list[str]:
             cells.append(_n(lf / bare[size], "{:.2f}") if lf and bare[size] else "–")
         f = FACTS.get(key, {})
         cells.append("%s / %s" % (_n(f.get("200")), _n(f.get("1472"))))
-        rows.append("| %s | %s |" % (NAMES[key], " | ".join(cells)))
+        name = NAMES[key]
+        if key == "relay" and run.get("relay_overrides"):
+            name += " (%s)" % ", ".join("relay.%s %s" % kv for kv in
+                                       sorted(run["relay_overrides"].items()))
+        rows.append("| %s | %s |" % (name, " | ".join(cells)))
     return rows
 
 

@@ -44,7 +44,7 @@ def start(c: Contender, prefix: list[str] | None = None, heap_n: int | None = No
     argv = (prefix or []) + c.argv(heap_n)
     if c.key == "socat":
         return Running(argv, ready_text=None)
-    return Running(argv, timeout=300, lib=c.lib)
+    return Running(argv, timeout=300, lib=c.lib, native=c.native)
 
 
 def wait_forwarding(c: Contender, snd: traffic.Sender, rcv: traffic.Receiver,

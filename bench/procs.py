@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tools import fw
 from tools.lines import LineProc
 from tools.twin import mpy
 
@@ -45,12 +46,14 @@ class Contender:
     """One relay implementation: name, label, routes and how to start it."""
 
     def __init__(self, key: str, label: str, routes: int = 1, lib: str | None = None,
-                 short: str | None = None):
+                 short: str | None = None, native: bool = False):
         self.key = key
         self.label = label
         self.short = short or key  # for the plot
         self.routes = routes
         self.lib = lib  # a folder searched before lib/ (another version of the firmware)
+        # lib/forward.py as machine code too (forward_native.mpy), as deploy ships it a board
+        self.native = native
         self.slot = 0  # group block: contenders running at once each get their own
 
     @property
@@ -112,23 +115,47 @@ class Contender:
 
 CALIBRATION = [
     Contender("bare_poll", "bare loop behind select.poll (calibration)"),
+    Contender("ours1_bytecode", "ours, 1 route, forward loop as bytecode (calibration)", 1),
 ]
 
 CONTENDERS = [
     Contender("seed", "seed loop (tutorial, 2 prints)", short="seed"),
     Contender("bare", "bare loop (recvfrom+sendto)", short="bare"),
     Contender("socat", "socat (UDP4-RECV -> UDP4-SENDTO)", short="socat"),
-    Contender("ours1", "ours, 1 route", 1, short="ours\n1 route"),
-    Contender("ours4", "ours, 4 routes", 4, short="ours\n4 routes"),
+    Contender("ours1", "ours, 1 route", 1, short="ours\n1 route", native=True),
+    Contender("ours4", "ours, 4 routes", 4, short="ours\n4 routes", native=True),
 ]
 
+_native: dict[str, str | None] = {}
 
-def mp_env(lib: str | None = None) -> dict[str, str]:
+
+def native_lib() -> str | None:
+    """A folder with lib/forward.py compiled to machine code for this host's MicroPython
+    (forward_native.mpy, what deploy ships a board for its architecture), or None when the
+    interpreter runs no native code."""
+    if "dir" not in _native:
+        r = subprocess.run([*mpy.micropython_argv(), "-c",
+                            "import sys; print(sys.implementation._mpy)"],
+                           capture_output=True, text=True, timeout=60)
+        arch = fw.native_arch(int(r.stdout.split()[-1])) if r.returncode == 0 else None
+        _native["dir"] = None
+        if arch is not None:
+            out = fw.BUILD / ("bench-native-" + arch)
+            fw.compile_native(arch, out)
+            _native["dir"] = str(out)
+    return _native["dir"]
+
+
+def mp_env(lib: str | None = None, native: bool = False) -> dict[str, str]:
     """MICROPYPATH: lib/, with `lib` (or $MCAST_BENCH_LIB) first: benchmark another
-    version of a firmware module, e.g. a candidate hot path, against the same contenders."""
+    version of a firmware module, e.g. a candidate hot path, against the same contenders;
+    native: the machine-code forward loop (native_lib()) too."""
     e = dict(os.environ)
     other = lib or os.environ.get("MCAST_BENCH_LIB")
-    e["MICROPYPATH"] = mpy.micropypath(*([other] if other else []), mpy.LIB)
+    first = [other] if other else []
+    if native and native_lib():
+        first.append(native_lib())
+    e["MICROPYPATH"] = mpy.micropypath(*first, mpy.LIB)
     return e
 
 
@@ -137,10 +164,10 @@ class Running(LineProc):
     lines: as on a board with no terminal), stderr lines (harness messages) collected."""
 
     def __init__(self, argv: list[str], ready_text: str | None = "READY", timeout: float = 120,
-                 lib: str | None = None):
+                 lib: str | None = None, native: bool = False):
         super().__init__(argv, ready=ready_text, ready_timeout=timeout, stream="stderr",
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         env=mp_env(lib), cwd=str(mpy.ROOT), errors="replace",
+                         env=mp_env(lib, native), cwd=str(mpy.ROOT), errors="replace",
                          start_new_session=True)
 
     @property

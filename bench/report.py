@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import board
 
-ORDER = ["seed", "bare", "socat", "ours1", "ours1_before", "ours4", "bare_poll"]
+ORDER = ["seed", "bare", "socat", "ours1", "ours1_bytecode", "ours1_before", "ours4", "bare_poll"]
 TARGETS = {
     "instructions_abs": 10_000,
     "instructions_rel": 1.25,

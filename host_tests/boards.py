@@ -191,6 +191,19 @@ class EmulatedKind:
         return None if text == "<<missing>>" else text.encode()
 
 
+def images(what):
+    """pytest params: one image path per configured firmware image, or one skipped param that
+    says `what` needs one and how to name it (locally and in CI)."""
+    from tools.emu import firmware
+
+    paths = firmware.configured()
+    if not paths:
+        return [pytest.param(None, id="no-image", marks=pytest.mark.skip(
+            reason="%s needs the official firmware image: set %s=PATH.uf2 "
+                   "(make test FIRMWARE=PATH)" % (what, firmware.ENV)))]
+    return [pytest.param(p, id=p.parent.name or p.name) for p in paths]
+
+
 def kinds():
     """pytest params: the twin, then one emulated board per configured image (or one skipped
     param saying how to get them)."""

@@ -35,6 +35,10 @@ def test_hot_path_counts_guards_and_caps_like_before():
     for kind in ("tuple", "raw"):
         assert out[kind]["routes"] == REFERENCE_ROUTES, kind
         assert out[kind]["sent"] == REFERENCE_SENT, kind
+        # A route alone goes through lib/forward.py's one(): counted as several() counts it.
+        for i, got in enumerate(out[kind + " alone"]):
+            assert got["one"] == got["several"], (kind, i)
+            assert got["one"]["routes"][0]["rx"] == REFERENCE_ROUTES[i]["rx"], (kind, i)
 
 
 def test_board_model_on_paper():

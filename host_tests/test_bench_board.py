@@ -8,21 +8,13 @@ import sys
 
 import pytest
 
+from host_tests.boards import images
 from tools.emu import firmware
 
 from .conftest import REPO
 
 
-def images():
-    paths = firmware.configured()
-    if not paths:
-        return [pytest.param(None, id="no-image", marks=pytest.mark.skip(
-            reason="the emulated-board benchmark needs the official firmware image: set "
-                   "%s=PATH.uf2 (make test FIRMWARE=PATH)" % firmware.ENV))]
-    return [pytest.param(p, id=p.parent.name or p.name) for p in paths]
-
-
-@pytest.mark.parametrize("image", images())
+@pytest.mark.parametrize("image", images("the emulated-board benchmark"))
 def test_bench_board_quick(image, tmp_path):
     fw = firmware.identify(image)
     argv = [sys.executable, "-m", "bench.emu", "--quick", "--firmware", str(image),

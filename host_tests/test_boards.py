@@ -4,6 +4,7 @@ Traffic is paced for the slower of the two (the emulator runs below the chip's s
 
 import json
 import random
+import time
 
 import pytest
 
@@ -49,9 +50,13 @@ def test_boots_to_the_status_line(kind, lan, pcs):
         board.stop()
     out = no_traceback(board)
     status = next(x for x in board.lines if "| IP " in x)
-    assert "WIZNET5K SPI0 20.0 MHz INTN GP21" in status, status
+    assert "WIZNET5K SPI0 24.0 MHz INTN GP21" in status, status
     assert "IP %s/15 gw 0.0.0.0 (static) | link up" % BOARD_IP in status, status
     assert "relay: 1 route(s): route0 224.0.10.1:50000 -> 224.0.10.2:50000" in out
+    # deploy ships the forward loop as machine code for the board (lib/forward.py compiled for
+    # armv6m); the twin runs lib/ from source, as bytecode
+    want = "forward loop bytecode" if kind.name == "twin" else "forward loop native"
+    assert status.endswith(want), status
 
 
 def test_forwards_byte_identical_from_the_board_address(kind, lan, pcs, tmp_path):
@@ -281,6 +286,45 @@ def test_discovery_lists_the_board(kind, lan, pcs):
     replies = json.loads(res.stdout)
     assert [r["ip"] for r in replies] == [BOARD_IP], res.stdout
     assert replies[0]["routes"][0]["from"] == "224.0.10.1:50000"
+
+
+def test_rates_in_the_stats_line_and_in_discovery(kind, lan, pcs, tmp_path):
+    """The board's own datagrams/s per route: in the stats line (rx/s, tx/s, drop/s over the
+    last interval) and in discovery's full reply (rx_pps, tx_pps, drop_pps)."""
+    import sys
+    import threading
+
+    from tools import boardlink
+    from tools.twin import mpy
+
+    pc1, _ = pcs
+    board = up(kind, lan)
+    try:
+        # 50/s for 8 s (wall clock: the emulated board's clock never runs ahead of it)
+        data = payloads(400, 20, 200, seed=9)
+        sender = threading.Thread(target=send_payloads,
+                                  args=(pc1, G_IN, PORT, data, tmp_path, 0.02))
+        mark = len(board.lines)
+        sender.start()
+        board.wait_for("stats up", 20 * kind.slow, start=mark)
+        time.sleep(4)
+        res = pc1.run([sys.executable, "-m", "tools", "discover", "--iface", SENDER_IP,
+                       "--timeout", str(2 * kind.slow), "--json"],
+                      capture_output=True, text=True, cwd=mpy.ROOT)
+        sender.join()
+        lines = [boardlink.parse_stats(x) for x in board.lines[mark:]]
+    finally:
+        board.stop()
+    rates = [st["routes"]["route0"] for st in lines if st]
+    # the lines of the steady middle part of the stream
+    busy = [r for r in rates if r["rx_pps"]]
+    assert len(busy) >= 3, rates
+    for r in busy[1:-1]:
+        assert 40 <= r["rx_pps"] <= 60 and r["tx_pps"] == r["rx_pps"] and r["drop_pps"] == 0, rates
+    assert res.returncode == 0, res.stdout + res.stderr
+    route = json.loads(res.stdout)[0]["routes"][0]
+    assert 40 <= route["rx_pps"] <= 60 and route["drop_pps"] == 0, route
+    assert json.loads(res.stdout)[0]["reset_cause"] == "power-on"
 
 
 def test_native_and_bytecode_mpy_load_on_the_firmware(kind, lan, pcs, tmp_path):

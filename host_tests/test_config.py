@@ -89,7 +89,7 @@ BAD = [
         edit(("nic.baudrate", 70000000)),
         {},
         "nic.baudrate: 70000000 is out of range",
-        "100000-62500000",
+        "100000-62500000; the stock firmware programs at most 24000000",
     ),
     ("baud-bool", edit(("nic.baudrate", True)), {}, "nic.baudrate: true is not an integer", ""),
     (

@@ -95,8 +95,13 @@ def test_deploy_fresh_board_copies_everything_and_boots(board, cfgdir):
             f.unlink()
     p = deploy(board, cfgdir)
     assert p.returncode == 0, p.stdout + p.stderr
-    want = sorted(["boot.py", "main.py", "config.json"] + ["lib/%s.mpy" % m for m in MODULES])
+    # the forward loop also as machine code for the twin's x86-64 interpreter
+    want = sorted(["boot.py", "main.py", "config.json", "lib/forward_native.mpy"]
+                  + ["lib/%s.mpy" % m for m in MODULES])
     assert copied(p.stdout) == want
+    assert (board.flash / "lib" / "forward_native.mpy").read_bytes() == \
+        (fw.BUILD / "lib-x64" / "forward_native.mpy").read_bytes()
+    assert "| forward loop native" in p.stdout
     # byte for byte what the repo (and build/) holds
     for name in ("boot.py", "main.py"):
         assert (board.flash / name).read_bytes() == (fw.ROOT / name).read_bytes()

@@ -224,11 +224,21 @@ def test_stats_line_parsing():
     st = boardlink.parse_stats(line)
     assert (st["uptime_s"], st["link"], st["flaps"], st["mem_free"]) == (3, "up", 0, 901536)
     assert st["routes"]["route0"] == {"rx": 590, "tx": 588, "bytes": 118000, "drop": 2, "big": 0,
-                                      "empty": 0, "own": 0, "rate": 2, "src": 0, "err": 0}
+                                      "empty": 0, "own": 0, "rate": 2, "src": 0, "err": 0,
+                                      "rx_pps": None, "tx_pps": None, "drop_pps": None}
     assert st["routes"]["r1"]["src"] == 1
-    # a route may say more after its drop detail (rates, one day): still parsed
+    # the rates of a relay that prints them
+    rated = boardlink.parse_stats(line.replace("err 0) | r1", "err 0) rx/s 197 tx/s 196 drop/s 1 | r1"))
+    assert (rated["routes"]["route0"]["rx_pps"], rated["routes"]["route0"]["tx_pps"],
+            rated["routes"]["route0"]["drop_pps"]) == (197, 196, 1)
+    assert rated["routes"]["r1"]["rx_pps"] is None
+    # a route may say more after that (one day): still parsed
     more = line.replace("err 0) | r1", "err 0) 12/s | r1")
     assert boardlink.parse_stats(more)["routes"] == st["routes"]
+    # the stall count (older relays have none)
+    assert st["stalls"] is None
+    stalled = boardlink.parse_stats(line.replace("flaps 0 |", "flaps 0 stalls 2 |"))
+    assert (stalled["flaps"], stalled["stalls"], stalled["routes"]) == (0, 2, st["routes"])
     assert boardlink.parse_stats("relay: link DOWN") is None
 
 

@@ -210,6 +210,7 @@ def main(board, log=print):
         if board.nic is None or not board.nic.active():
             bring_up_nic(board, log, attempts=0, wdt=wdt)
         r = relaymod.Relay(cfg, board.nic, log=log, wdt=wdt, responder=_responder(cfg, log))
+        r.reset_cause = _reset_cause()
         retry = Backoff(log)
         while True:
             try:
@@ -220,7 +221,8 @@ def main(board, log=print):
                 retry.wait(wdt)
         if board.source == CONFIG:
             save_last_good(cfg, log)  # it started cleanly: the one to fall back on
-        log(board.nic.status_line(VERSION, _ttl_note(r)))
+        log(board.nic.status_line(VERSION, "%s | forward loop %s" % (_ttl_note(r),
+                                                                      relaymod.FORWARD)))
         r.run()  # until Ctrl-C: it leaves its groups and says so itself
     except KeyboardInterrupt:
         # Ctrl-C outside the loop proper (a moment too early or too late)

@@ -25,7 +25,12 @@ MAX_UDP_SOCKETS = const(5)
 MAX_IGMP_GROUPS = const(8)
 STACK_IGMP_GROUPS = const(2)
 BAUD_MIN = const(100000)
-BAUD_MAX = const(62500000)  # RP2040 SPI: half the 125 MHz clock (W5100S: 70 MHz)
+# RP2040 SPI: half its peripheral clock. The stock rp2 firmware runs that clock
+# at 48 MHz, so it programs 24 MHz at most, and for any other rate the fastest
+# 48 MHz / (even divider x divider) not above it (20 MHz: 12). A firmware with
+# a 125 MHz peripheral clock reaches 62.5 MHz (W5100S: 70 MHz, W5500: 80 MHz).
+BAUD_MAX = const(62500000)
+BAUD_NOTE = "; the stock firmware programs at most 24000000"
 GPIO_MAX = const(29)
 RATE_MAX = const(100000)
 RATE_DEFAULT = const(5000)
@@ -52,7 +57,7 @@ PIN_ROLE = ("an SCK", "a MOSI (TX)", "a MISO (RX)")
 # null -> no interrupt wire (the driver then polls the chip every 64 ms).
 NIC_DEFAULTS = {
     "spi": 0,
-    "baudrate": 20000000,
+    "baudrate": 24000000,  # the stock firmware's fastest (BAUD_MAX); 20 MHz would be 12
     "chip": "auto",
     "sck": 18,
     "mosi": 19,
@@ -241,7 +246,7 @@ def _nic(c, d):
     for k in NIC_KEYS:
         out[k] = d[k] if k in d else NIC_DEFAULTS[k]
     spi = out["spi"] if c.integer("nic.spi", out["spi"], 0, 1) else None
-    c.integer("nic.baudrate", out["baudrate"], BAUD_MIN, BAUD_MAX)
+    c.integer("nic.baudrate", out["baudrate"], BAUD_MIN, BAUD_MAX, note=BAUD_NOTE)
     if out["chip"] not in CHIPS:
         c.err("nic.chip", out["chip"], "is not a chip the relay knows (allowed: %s)" % ", ".join(CHIPS))
     used = {}

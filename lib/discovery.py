@@ -38,7 +38,10 @@ _NONCE_OK = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:
 # A route's drop counters (relay.COUNTERS after rx, tx, bytes): "drop" is their
 # sum; a full reply also carries each one.
 DROPS = ("big", "empty", "own", "rate", "source", "send_err", "recv_err")
-_EXTRAS = ("rejoins", "reactivations", "loop_errors")  # relay.stats() fields a reply may drop
+# A route's datagrams/s over the relay's last rate interval (full form only).
+RATES = ("rx_pps", "tx_pps", "drop_pps")
+# relay.stats() fields a reply carries and may drop when too long
+_EXTRAS = ("rejoins", "reactivations", "loop_errors", "stalls", "stalled_ms", "reset_cause")
 
 
 def _dumps(obj):
@@ -85,6 +88,9 @@ def _route_entry(rs, level):
         e["name"] = rs.get("name", "")
         for k in DROPS:
             e[k] = rs.get(k, 0)
+        for k in RATES:
+            if k in rs:
+                e[k] = rs[k]
     return e
 
 
@@ -100,7 +106,7 @@ def build_reply(info, stats, nonce="", limit=REPLY_MAX):
             "uptime_s": stats["uptime_s"], "link": stats.get("link", "up"),
             "link_flaps": stats["link_flaps"]}
     for k in _EXTRAS:
-        if k in stats:
+        if stats.get(k) is not None:
             base[k] = stats[k]
     if nonce:
         base["nonce"] = nonce
@@ -154,6 +160,10 @@ class Responder:
         """Join the group on iface. OSError: Relay.open() closes and retries."""
         mcast.join(sock, self.group, iface)
         self._iface = iface
+
+    def received(self):
+        """Datagrams that reached the socket (queries or not) since start."""
+        return self.queries + self.bad
 
     def rejoin(self, sock, iface, fresh=False):
         if not fresh:

@@ -22,6 +22,19 @@ def _prefix(mask):
     return n
 
 
+def _spi_hz(spi, asked):
+    """The clock the port programmed: machine.SPI's repr says (baudrate=N).
+    The rp2 firmware divides a 48 MHz clock by 2 or more: 20 MHz asked is 12."""
+    text = repr(spi)
+    i = text.find("baudrate=")
+    if i < 0:
+        return asked
+    j = i + 9
+    while j < len(text) and "0" <= text[j] <= "9":
+        j += 1
+    return int(text[i + 9:j]) if j > i + 9 else asked
+
+
 class ChipError(OSError):
     """No chip, or one that misbehaves, where the config says the chip is: the driver
     would spin forever (Ctrl-C cannot stop it), so it is not called. An OSError, as a
@@ -37,6 +50,7 @@ class Nic:
         self.nic_cfg = nic_cfg
         self.net_cfg = net_cfg
         self.wiz = None
+        self.spi_hz = None  # the SPI clock in effect (None before construction)
         self.stage = None  # the step bring_up()/reactivate() was at: for messages
         self.chip = wizchip.expected(nic_cfg.get("chip", "auto"), sys.implementation._machine)
 
@@ -58,6 +72,7 @@ class Nic:
             self.stage = "construction (SPI%d, WIZNET5K)" % c["spi"]
             spi = machine.SPI(c["spi"], baudrate=c["baudrate"], sck=Pin(c["sck"]),
                               mosi=Pin(c["mosi"]), miso=Pin(c["miso"]))
+            self.spi_hz = _spi_hz(spi, c["baudrate"])
             if c["intn"] is None:
                 self.wiz = network.WIZNET5K(spi, Pin(c["cs"]), Pin(c["rst"]))
             else:
@@ -130,8 +145,12 @@ class Nic:
             irq = "INTN GP%d" % c["intn"]
         mode = "dhcp" if self.net_cfg["dhcp"] else "static"
         link = "up" if self.link() else "DOWN"
-        return "mcast-relay %s | MicroPython %s | WIZNET5K SPI%d %.1f MHz %s | MAC %s | IP %s/%d gw %s (%s) | link %s | %s" % (
-            version, _mpy_version(), c["spi"], c["baudrate"] / 1e6, irq, self.mac(), ip,
+        hz = self.spi_hz or c["baudrate"]
+        clock = "%.1f MHz" % (hz / 1e6)
+        if hz != c["baudrate"]:
+            clock += " (nic.baudrate %.2f MHz)" % (c["baudrate"] / 1e6)
+        return "mcast-relay %s | MicroPython %s | WIZNET5K SPI%d %s %s | MAC %s | IP %s/%d gw %s (%s) | link %s | %s" % (
+            version, _mpy_version(), c["spi"], clock, irq, self.mac(), ip,
             _prefix(mask), gw, mode, link, ttl_note)
 
 

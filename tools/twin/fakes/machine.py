@@ -85,6 +85,22 @@ def _spi_ok(spi_id, pin, low2):
     return (pin & 3) == low2 and ((pin & 8) >> 3) == spi_id
 
 
+_CLK_PERI = 48000000  # the rp2 port's peripheral clock (main.c sets it with the system clock)
+
+
+def _spi_clock(asked):
+    # As the pico-sdk's spi_set_baudrate picks it: the smallest even prescaler
+    # (2-254) that brings the clock within 256x the rate, then the largest
+    # post-divider (1-256) whose rate is not above the one asked.
+    prescale = 2
+    while prescale < 254 and _CLK_PERI >= prescale * 256 * asked:
+        prescale += 2
+    postdiv = 256
+    while postdiv > 1 and _CLK_PERI // (prescale * (postdiv - 1)) <= asked:
+        postdiv -= 1
+    return _CLK_PERI // (prescale * postdiv)
+
+
 class SPI:
     MSB = 1
     LSB = 0
@@ -99,8 +115,7 @@ class SPI:
                 raise ValueError("bad %s pin" % name)
         if not isinstance(baudrate, int) or baudrate <= 0:
             raise ValueError("baudrate")
-        # The peripheral clock is 125 MHz and the divider is at least 2.
-        self.baudrate = min(baudrate, 62500000)
+        self.baudrate = _spi_clock(baudrate)
         self.sck = _pin_id(sck) if sck is not None else None
         self.mosi = _pin_id(mosi) if mosi is not None else None
         self.miso = _pin_id(miso) if miso is not None else None
