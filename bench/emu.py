@@ -821,6 +821,8 @@ def rerun_command(args, fw, elf) -> str:
     if args.spi != str(DEFAULT_SPI):
         cmd += " SPI=%s" % args.spi
     extra = ["--quick"] if args.quick else []
+    if args.parts != "rate,flood,repl,profile":
+        extra += ["--parts", args.parts]
     if args.max_datagram is not None:
         extra += ["--max-datagram", str(args.max_datagram)]
     if extra:
