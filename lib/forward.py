@@ -13,7 +13,7 @@ import time
 
 from micropython import const
 
-_TICK_MS = const(100)  # Relay's tick; also the wait for a datagram
+TICK_MS = const(100)  # the relay's tick (lib/relay.py uses it); also the wait for a datagram
 # What a blocking recvfrom raises when its timeout passes: ETIMEDOUT on lwIP,
 # EAGAIN on the unix port (lwIP raises EAGAIN only on non-blocking sockets).
 _TIMEOUTS = (110, 11)
@@ -33,10 +33,10 @@ def one(relay, r):
     sendto = relay.tx.sendto
     ticks_ms = time.ticks_ms
     ticks_diff = time.ticks_diff
-    r.sock.settimeout(_TICK_MS / 1000)
+    r.sock.settimeout(TICK_MS / 1000)
     rx = tx = nbytes = 0
     tokens = r.tokens
-    due = time.ticks_add(ticks_ms(), _TICK_MS)
+    due = time.ticks_add(ticks_ms(), TICK_MS)
     try:
         while True:
             try:
@@ -95,9 +95,9 @@ def several(relay):
         hot[r.sock] = (r, r.recvfrom, r.forwardable, r.dst_addr)
         poll.register(r.sock, _POLLIN)
     ipoll = poll.ipoll
-    due = time.ticks_add(ticks_ms(), _TICK_MS)
+    due = time.ticks_add(ticks_ms(), TICK_MS)
     while True:
-        for ev in ipoll(_TICK_MS):
+        for ev in ipoll(TICK_MS):
             r, recvfrom, forwardable, dst = hot[ev[0]]
             try:
                 data, addr = recvfrom(bufn)

@@ -38,7 +38,7 @@ COUNTERS = ("rx", "tx", "bytes", "big", "empty", "own", "rate", "source", "send_
 _OWN = const(1)  # a source's verdict: sent by this board
 _SRC = const(2)  # a source's verdict: not in the allow-list
 
-_TICK_MS = const(100)
+_TICK_MS = forward.TICK_MS  # one tick: the loop's wait for a datagram and the housekeeping's period
 _POLLIN = const(1)
 # A stall: the loop got no time for this long (the NIC's driver drains the
 # chip from an interrupt and never returns while frames come faster than it
@@ -116,7 +116,7 @@ class Route:
         self.send_err = 0
         self.recv_err = 0
         self.totals = [0] * len(COUNTERS)
-        # Datagrams/s over the last rate interval (Relay._rates: at the stats
+        # Datagrams/s over the last rate interval (rates(): at the stats
         # tick, never per datagram), and the (rx, tx, drop) they were taken from.
         self.rx_pps = self.tx_pps = self.drop_pps = 0
         self._rated = None
