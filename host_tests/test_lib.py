@@ -148,3 +148,49 @@ print(after_boot - gc.mem_free())
 """, cwd=tmp_path, tmp_path=tmp_path)
     assert out[-2] == "True False"
     assert int(out[-1]) > 10000, out  # what the validator would have kept (bytes)
+
+
+# -- heap.plug: the holes among the live objects -----------------------------------------------
+_HOLES = """
+import gc, heap
+keep = []
+for i in range(400):  # live objects with one-block holes between them once collected
+    keep.append((0,) * (2 + 4 * (i % 3)))
+    (0,) * 2
+gc.collect()
+def below_edge():
+    # one-block objects that land below the first free run of 128 blocks
+    edge = id((0,) * 510)
+    return sum(1 for t in [(0,) * 2 for _ in range(300)] if id(t) < edge)
+"""
+
+
+def test_plug_fills_every_hole_below_the_edge():
+    out = mpy_lines(_HOLES + """
+print(below_edge())
+gc.collect()
+plugs = heap.plug()
+gc.collect()
+print(below_edge(), heap.count(plugs))
+""")
+    before = int(out[-2])
+    after, plugs = (int(x) for x in out[-1].split())
+    assert before > 100, out  # the holes were there: new objects went into them
+    assert after == 0, out  # plugged: a new object lands where the free space starts
+    assert plugs >= before, out
+
+
+def test_plug_again_keeps_the_old_plugs_and_adds_the_new_holes():
+    out = mpy_lines(_HOLES + """
+plugs = heap.plug()
+n = heap.count(plugs)
+for i in range(0, len(keep), 2):  # new holes among the live objects
+    keep[i] = None
+gc.collect()
+plugs = heap.plug(plugs)
+gc.collect()
+print(n, heap.count(plugs), below_edge())
+""")
+    first, again, below = (int(x) for x in out[-1].split())
+    assert again > first, out
+    assert below == 0, out
