@@ -469,9 +469,9 @@ class Relay:
             self._stats_due()
 
     def _stats_due(self):
-        """One step of the stats line per tick. Together they hold the loop
-        some 13 ms on the board, and datagrams arriving while it is held wait
-        in a queue of 4: one step per tick keeps each hold short."""
+        """One step of the stats line per tick: each holds the loop for
+        milliseconds on the board while lwIP queues 4 datagrams at most, so
+        one after the other would cost more of them than one at a time."""
         step = self._stats_step
         if step == 1:
             # Collect first: "mem free" is then the heap after a collection,
@@ -480,12 +480,13 @@ class Relay:
             # holes new among the live objects are free: plug them too.
             gc.collect()
             self._plugs = heap.plug(self._plugs)
+            self._stats_step = 2
         elif step == 2:
-            self._mem_free = gc.mem_free()  # 7.6 ms on the board: a walk over the whole heap
+            self._mem_free = gc.mem_free()  # the longest step: a walk over the whole heap
+            self._stats_step = 3
         else:
             self.log(self.stats_line(self._mem_free))
-            step = -1
-        self._stats_step = step + 1
+            self._stats_step = 0
 
     def _answer(self, elapsed):
         """Hand the discovery responder each query waiting on the transmit
