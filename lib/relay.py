@@ -370,8 +370,6 @@ class Relay:
         """Forward until Ctrl-C or stop() (or for duration_ms). Leaves the
         groups when it ends."""
         self.open()
-        gc.collect()
-        self._plugs = heap.plug(self._plugs)
         self._running = True
         if self.stats_ms:
             self.log(self.summary_header())
@@ -461,6 +459,11 @@ class Relay:
             self._rates_at = self._up_ms
             for r in self.routes:
                 r.rates(ms)
+        if self._plugs is None and not self.stats_ms:
+            # The first tick plugs the heap's holes (lib/heap.py); with a
+            # stats line its first step does, at this same first tick.
+            gc.collect()
+            self._plugs = heap.plug()
         if self._stats_step:
             self._stats_due()
         elif self.stats_ms and time.ticks_diff(now, self._next_stats) >= 0:
