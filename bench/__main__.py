@@ -50,7 +50,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--skip", default="", help="comma-separated parts to skip: "
                    "instructions,heap,latency,rate")
     p.add_argument("--counts", default="", help="callgrind datagram counts N1,N2 "
-                   "(default 200,1200; quick 20,120)")
+                   "(default 1000,11000; quick 20,1020)")
     p.add_argument("--no-report", action="store_true", help="only bench.json (no md/png)")
     p.add_argument("--render", default=None, metavar="JSON",
                    help="only write bench.md and bench.png again from a bench.json")

@@ -37,7 +37,7 @@ class Settings:
 
     @classmethod
     def quick_mode(cls) -> Settings:
-        return cls(True, 20, 120, 600, 1000.0, 200, 0.3, 0.5, 2000.0, 4.0, 1)
+        return cls(True, 20, 1020, 600, 1000.0, 200, 0.3, 0.5, 2000.0, 4.0, 1)
 
 
 def start(c: Contender, prefix: list[str] | None = None, heap_n: int | None = None) -> Running:
