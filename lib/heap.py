@@ -12,8 +12,6 @@
 # The plugs are tuples of zeros: one allocation each, of 4 words a block, the
 # first 2 the tuple's header (the allocator's block is 4 words on every port).
 # id() of an object is its address.
-import gc  # noqa: F401  (the caller collects first; imported for the REPL: heap.gc)
-
 from micropython import const
 
 _EDGE = const(256)  # blocks: the free run where plugging stops (4 KB on the board)

@@ -460,10 +460,7 @@ class Relay:
             for r in self.routes:
                 r.rates(ms)
         if self._plugs is None and not self.stats_ms:
-            # The first tick plugs the heap's holes (lib/heap.py); with a
-            # stats line its first step does, at this same first tick.
-            gc.collect()
-            self._plugs = heap.plug()
+            self._collect_and_plug()  # the first tick; with a stats line its first step does
         if self._stats_step:
             self._stats_due()
         elif self.stats_ms and time.ticks_diff(now, self._next_stats) >= 0:
@@ -479,10 +476,8 @@ class Relay:
         if step == 1:
             # Collect first: "mem free" is then the heap after a collection,
             # comparable from one line to the next (a flat heap shows as a
-            # flat number, not as the allocator's sawtooth). Collected, the
-            # holes new among the live objects are free: plug them too.
-            gc.collect()
-            self._plugs = heap.plug(self._plugs)
+            # flat number, not as the allocator's sawtooth).
+            self._collect_and_plug()
             self._stats_step = 2
         elif step == 2:
             self._mem_free = gc.mem_free()  # the longest step: a walk over the whole heap
@@ -490,6 +485,12 @@ class Relay:
         else:
             self.log(self.stats_line(self._mem_free))
             self._stats_step = 0
+
+    def _collect_and_plug(self):
+        """A collection, then the holes it left among the live objects
+        plugged (lib/heap.py); the plugs so far are kept."""
+        gc.collect()
+        self._plugs = heap.plug(self._plugs)
 
     def _answer(self, elapsed):
         """Hand the discovery responder each query waiting on the transmit
